@@ -1,0 +1,68 @@
+"""abtest: headline A/B testing for newsrooms.
+
+``create_app`` builds the Flask application; nothing connects to anything
+until it is called.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from .config import ConfigError, Settings
+from .service import Service
+from .store import RedisStore, StoreError, connect
+from .tokens import ClickTokens, VisitorCookies
+
+__all__ = ["create_app", "Settings", "ConfigError", "__version__"]
+__version__ = "0.1.0"
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, redis=None) -> Flask:
+    """Build the application.
+
+    ``settings`` defaults to :meth:`Settings.from_env`; ``redis`` (a client
+    with ``decode_responses=True``) defaults to one for ``settings.redis_url``.
+    """
+    settings = (settings or Settings.from_env()).with_dev_secrets()
+    settings.validate()
+    if redis is None:
+        if not settings.redis_url:
+            raise ConfigError(
+                "REDIS_URL is not set: point it at a Redis server, "
+                "or run `abtest serve`, which starts an embedded one"
+            )
+        redis = connect(settings.redis_url, settings.redis_timeout)
+
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        JSON_SORT_KEYS=False,
+    )
+    store = RedisStore(redis, settings.minute_retention, settings.hour_retention)
+    service = Service(
+        store,
+        ClickTokens(settings.secret_key, settings.click_token_ttl),
+        refresh_interval=settings.refresh_interval,
+    )
+    app.extensions["abtest"] = {
+        "settings": settings,
+        "service": service,
+        "visitor_cookies": VisitorCookies(settings.secret_key),
+    }
+    if settings.load_seed:
+        try:
+            service.ensure_seed()
+        except StoreError as error:
+            log.warning("seed story not loaded (Redis unreachable): %s", error)
+
+    from .web import register
+
+    register(app)
+    return app

@@ -1,0 +1,248 @@
+"""The ``abtest`` command: serve, stats, experiments, hash-password."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import multiprocessing
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from . import verdicts
+from .config import ConfigError, Settings
+from .embedded import EmbeddedRedis, EmbeddedRedisError
+from .model import Definition, InvalidExperiment
+from .service import Service, UnknownExperiment
+from .store import RedisStore, StoreError, connect
+from .tokens import ClickTokens
+
+__all__ = ["main"]
+
+
+def _settings(**overrides) -> Settings:
+    try:
+        return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="abtest")
+def main() -> None:
+    """Headline A/B testing for newsrooms."""
+
+
+# -- serve ----------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers",
+    default=max(2, multiprocessing.cpu_count()),
+    show_default="number of cores, at least 2",
+    type=click.IntRange(1, 256),
+    help="gunicorn worker processes.",
+)
+@click.option(
+    "--threads", default=1, show_default=True, type=click.IntRange(1, 256),
+    help="Threads per worker (more than 1 uses gunicorn's gthread workers).",
+)
+@click.option(
+    "--redis-url",
+    envvar="REDIS_URL",
+    default=None,
+    help="Redis to use (also REDIS_URL). Unset: start the embedded Redis server.",
+)
+@click.option(
+    "--data-dir",
+    envvar="ABTEST_DATA_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Embedded Redis data and development secrets (also ABTEST_DATA_DIR).",
+)
+def serve(host, port, workers, threads, redis_url, data_dir) -> None:
+    """Run the service under gunicorn (with an embedded Redis if none is configured)."""
+    settings = _settings(redis_url=redis_url, data_dir=data_dir)
+    try:
+        settings = settings.with_dev_secrets()
+        settings.validate()
+    except (ConfigError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    embedded = None
+    if not settings.redis_url:
+        embedded = EmbeddedRedis(settings.data_dir)
+        try:
+            embedded.start()
+        except EmbeddedRedisError as error:
+            raise click.ClickException(str(error)) from None
+        settings = dataclasses.replace(settings, redis_url=embedded.url)
+        click.echo(f"abtest: embedded Redis at {embedded.socket}, data in {settings.data_dir}")
+    try:
+        from .gunicorn import run
+
+        click.echo(f"abtest: serving on http://{host}:{port}/ with {workers} worker(s)")
+        if not settings.production and settings.api_token:
+            click.echo(f"abtest: stats API token (development): {settings.api_token}")
+        run(settings, host=host, port=port, workers=workers, threads=threads)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+# -- commands that talk to Redis ------------------------------------------
+
+
+@contextlib.contextmanager
+def _service() -> Iterator[Service]:
+    """A service on REDIS_URL, on the running embedded server, or on one started for this command."""
+    settings = _settings()
+    with contextlib.ExitStack() as stack:
+        url = settings.redis_url
+        if not url:
+            embedded = EmbeddedRedis(settings.data_dir)
+            if not embedded.running_elsewhere():
+                try:
+                    stack.enter_context(embedded)
+                except EmbeddedRedisError as error:
+                    raise click.ClickException(str(error)) from None
+            url = embedded.url
+        connection = connect(url, timeout=5)
+        stack.callback(connection.close)
+        store = RedisStore(connection, settings.minute_retention, settings.hour_retention)
+        service = Service(store, ClickTokens(settings.secret_key or "cli", settings.click_token_ttl))
+        try:
+            if settings.load_seed:
+                service.ensure_seed()
+            yield service
+        except StoreError as error:
+            raise click.ClickException(f"Redis at {url} can't be reached: {error}") from None
+        except UnknownExperiment as unknown:
+            raise click.ClickException(f"no experiment {unknown.args[0]!r}") from None
+
+
+@main.command()
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Print the stats document as JSON.")
+@click.option("--alpha", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True))
+def stats(slug: str, as_json: bool, alpha: float) -> None:
+    """Show an experiment's results: CTRs with intervals, P(best), tests and verdicts."""
+    with _service() as service:
+        report = service.report(slug, alpha=alpha)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False))
+        return
+    click.echo(render_report(report))
+
+
+def _pct(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def render_report(report: dict) -> str:
+    """The stats report as a terminal table with plain-words verdicts."""
+    level = round(100 * (1 - report.get("alpha", 0.05)))
+    lines = [
+        f"{report['experiment']}  ({report['status']}"
+        + (f", winner {verdicts.label(report['winner'])}" if report.get("winner") else "")
+        + ")",
+        "",
+    ]
+    header = ("", "impressions", "clicks", "CTR", f"{level}% interval", "P(best)", "exp. loss/1k")
+    rows = [header]
+    for row in report["variants"]:
+        low, high = row["ctr_ci"] if row["ctr_ci"] else (None, None)
+        rows.append(
+            (
+                verdicts.label(row["id"]),
+                f"{row['impressions']:,}",
+                f"{row['clicks']:,}",
+                _pct(row["ctr"]),
+                f"{_pct(low)} – {_pct(high)}",
+                "n/a" if row["prob_best"] is None else f"{row['prob_best']:.3f}",
+                "n/a" if row["expected_loss"] is None else f"{1000 * row['expected_loss']:.2f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        lines.append("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))))
+    lines.append("")
+    for row in report["variants"]:
+        lines.append(f"  {verdicts.label(row['id'])}: {row['headline']}")
+    lines.append("")
+    chi = report["tests"]["chi_square"]
+    if chi["statistic"] is not None:
+        lines.append(f"Chi-square: X² = {chi['statistic']:.3f}, df = {chi['dof']}, p = {verdicts.format_p(chi['p_value'])}")
+    lines.append("  " + verdicts.chi_square(report))
+    lines.append("Pairwise (two-proportion z-tests, Holm-adjusted):")
+    for pair in report["tests"]["pairwise"]:
+        lines.append("  " + verdicts.pairwise(report, pair))
+    lines.append("")
+    lines.append("Verdict: " + verdicts.overall(report))
+    return "\n".join(lines)
+
+
+# -- experiments ----------------------------------------------------------
+
+
+@main.group()
+def experiments() -> None:
+    """Create and list experiments."""
+
+
+@experiments.command("list")
+def list_experiments() -> None:
+    """One line per experiment: slug, status, variants, impressions, clicks."""
+    with _service() as service:
+        found = service.store.load_all()
+    if not found:
+        click.echo("no experiments")
+        return
+    for experiment in found:
+        winner = f" winner={experiment.winner}" if experiment.winner else ""
+        click.echo(
+            f"{experiment.slug}\t{experiment.status}{winner}\t{len(experiment.variant_ids)} variants"
+            f"\t{sum(experiment.impressions):,} impressions\t{sum(experiment.clicks):,} clicks"
+        )
+
+
+@experiments.command("create")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def create_experiment(path: Path) -> None:
+    """Create an experiment from a TOML or JSON file (slug, title, headlines, body)."""
+    try:
+        text = path.read_text("utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise click.ClickException(f"{path} is not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {error}") from None
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{path} must hold a table/object with slug, title, headlines, body")
+    try:
+        definition = Definition.from_mapping(data)
+    except InvalidExperiment as invalid:
+        raise click.ClickException(
+            "invalid experiment:\n" + "\n".join(f"  {f}: {m}" for f, m in invalid.errors.items())
+        ) from None
+    with _service() as service:
+        if not service.create(definition):
+            raise click.ClickException(f"an experiment {definition.slug!r} exists already")
+    click.echo(f"created {definition.slug} with {len(definition.headlines)} headlines")
+
+
+@main.command("hash-password")
+@click.password_option()
+def hash_password(password: str) -> None:
+    """Print a password hash for ABTEST_EDITOR_PASSWORD_HASH or the users file."""
+    from werkzeug.security import generate_password_hash
+
+    click.echo(generate_password_hash(password))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Domain values: experiments, their variants and counts, and the story parser.
+
+Small frozen dataclasses, no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import string
+from collections.abc import Mapping, Sequence
+from importlib import resources
+
+__all__ = [
+    "STATUSES",
+    "VARIANT_IDS",
+    "Definition",
+    "Experiment",
+    "InvalidExperiment",
+    "parse_story",
+    "seed_definition",
+]
+
+RUNNING, PAUSED, DECIDED = "running", "paused", "decided"
+STATUSES = (RUNNING, PAUSED, DECIDED)
+#: Variant ids, in the order the headlines are given: at most 26.
+VARIANT_IDS = tuple(string.ascii_lowercase)
+MIN_VARIANTS, MAX_VARIANTS = 2, len(VARIANT_IDS)
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+MAX_HEADLINE = 300
+MAX_BODY = 100_000
+
+SEED_SLUG = "colombia-china"
+# Page furniture in the scraped seed page (see SPEC, "The job").
+_HEADLINE_FURNITURE = "Video Poster"
+_BODY_END = "Leave a Reply"
+
+
+class InvalidExperiment(ValueError):
+    """An experiment definition breaks a rule; ``errors`` maps field to message."""
+
+    def __init__(self, errors: Mapping[str, str]):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{field}: {message}" for field, message in self.errors.items()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Definition:
+    """What an editor wrote: the story and its candidate headlines."""
+
+    slug: str
+    title: str
+    headlines: tuple[str, ...]
+    body: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        errors = {}
+        if not isinstance(self.slug, str) or not SLUG_RE.match(self.slug):
+            errors["slug"] = (
+                "use 1 to 64 lowercase letters, digits and inner hyphens, e.g. colombia-china"
+            )
+        if not isinstance(self.title, str) or not self.title.strip():
+            errors["title"] = "give the story a title"
+        elif len(self.title) > MAX_HEADLINE:
+            errors["title"] = f"keep the title under {MAX_HEADLINE} characters"
+        headlines = [h.strip() for h in self.headlines if isinstance(h, str) and h.strip()]
+        if len(headlines) != len(self.headlines):
+            errors["headlines"] = "every headline must be non-empty text"
+        elif not MIN_VARIANTS <= len(headlines) <= MAX_VARIANTS:
+            errors["headlines"] = (
+                f"give {MIN_VARIANTS} to {MAX_VARIANTS} headlines, not {len(headlines)}"
+            )
+        elif len(set(headlines)) != len(headlines):
+            errors["headlines"] = "headlines must differ from each other"
+        elif any(len(h) > MAX_HEADLINE for h in headlines):
+            errors["headlines"] = f"keep each headline under {MAX_HEADLINE} characters"
+        paragraphs = [p for p in self.body if isinstance(p, str) and p.strip()]
+        if not paragraphs:
+            errors["body"] = "the story needs at least one paragraph"
+        elif sum(len(p) for p in paragraphs) > MAX_BODY:
+            errors["body"] = f"keep the story under {MAX_BODY} characters"
+        if errors:
+            raise InvalidExperiment(errors)
+        object.__setattr__(self, "headlines", tuple(headlines))
+        object.__setattr__(self, "body", tuple(p.strip() for p in paragraphs))
+
+    @property
+    def variant_ids(self) -> tuple[str, ...]:
+        return VARIANT_IDS[: len(self.headlines)]
+
+    def headline(self, variant: str) -> str:
+        return self.headlines[self.variant_ids.index(variant)]
+
+    def to_json(self) -> dict:
+        return {"title": self.title, "headlines": list(self.headlines), "body": list(self.body)}
+
+    @classmethod
+    def from_json(cls, slug: str, data: Mapping) -> Definition:
+        return cls(
+            slug=slug,
+            title=data["title"],
+            headlines=tuple(data["headlines"]),
+            body=tuple(data["body"]),
+        )
+
+    @classmethod
+    def from_mapping(cls, data: Mapping) -> Definition:
+        """Build from user input (a form, TOML or JSON), collecting every error."""
+        errors = {}
+        for field in ("slug", "title", "headlines", "body"):
+            if field not in data:
+                errors[field] = "missing"
+        if errors:
+            raise InvalidExperiment(errors)
+        headlines = data["headlines"]
+        if isinstance(headlines, str):
+            headlines = headlines.splitlines()
+        body = data["body"]
+        if isinstance(body, str):
+            body = split_paragraphs(body)
+        if not isinstance(headlines, Sequence) or not isinstance(body, Sequence):
+            raise InvalidExperiment({"headlines": "give a list of headlines"})
+        return cls(
+            slug=str(data["slug"]).strip(),
+            title=str(data["title"]).strip(),
+            headlines=tuple(h.strip() if isinstance(h, str) else h for h in headlines if h != ""),
+            body=tuple(body),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A definition with its state and counts, as one worker last read them."""
+
+    definition: Definition
+    status: str
+    winner: str | None
+    impressions: tuple[int, ...]
+    clicks: tuple[int, ...]
+    created_at: float = 0.0
+
+    @property
+    def slug(self) -> str:
+        return self.definition.slug
+
+    @property
+    def variant_ids(self) -> tuple[str, ...]:
+        return self.definition.variant_ids
+
+    @property
+    def default_variant(self) -> str:
+        """Who gets what when nobody is being assigned: the winner once decided, else ``a``."""
+        if self.status == DECIDED and self.winner:
+            return self.winner
+        return self.variant_ids[0]
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """Paragraphs are separated by blank lines; single newlines join into one."""
+    blocks = re.split(r"\n\s*\n", text.replace("\r\n", "\n"))
+    return [" ".join(line.strip() for line in block.splitlines()).strip() for block in blocks if block.strip()]
+
+
+def parse_story(text: str, headline_count: int = 3) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split a scraped story page into its headlines and body paragraphs.
+
+    The first ``headline_count`` non-empty lines are the headlines, without the
+    trailing "Video Poster" furniture; the body is every paragraph after them
+    up to (not including) "Leave a Reply".
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) <= headline_count:
+        raise InvalidExperiment({"body": "the story has no paragraphs after its headlines"})
+    headlines = []
+    for line in lines[:headline_count]:
+        if line.endswith(_HEADLINE_FURNITURE):
+            line = line[: -len(_HEADLINE_FURNITURE)].rstrip()
+        headlines.append(line)
+    body = []
+    for line in lines[headline_count:]:
+        if line == _BODY_END:
+            break
+        body.append(line)
+    return tuple(headlines), tuple(body)
+
+
+def seed_definition() -> Definition:
+    """The story that ships with the product (``abtest/data/colombia-china.txt``)."""
+    text = resources.files("abtest").joinpath("data", f"{SEED_SLUG}.txt").read_text("utf-8")
+    headlines, body = parse_story(text)
+    return Definition(slug=SEED_SLUG, title=headlines[0], headlines=headlines, body=body)

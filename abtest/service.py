@@ -1,0 +1,384 @@
+"""The use cases: assign a headline, count a click, report, decide.
+
+Glues :mod:`abtest.store` (Redis), :mod:`abtest.bandit` (numpy) and
+:mod:`abtest.stats` (scipy).  No Flask here: the web layer turns HTTP into
+calls on :class:`Service` and back.
+
+Freshness: each worker keeps the experiments (definition, status, counts and
+the Beta posteriors built from them) in memory.  A background thread re-reads
+them every ``refresh_interval`` seconds (0.5 s by default) in one pipelined
+round trip, and every counted impression refreshes its experiment from the
+counts the Lua script returns.  So the counts a decision samples from lag
+Redis by at most the refresh interval plus one round trip, well under a
+second.  Status changes reach new visitors at once (the impression script
+checks the status in Redis) and returning visitors within the same interval.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .bandit import Posterior
+from .model import DECIDED, PAUSED, RUNNING, Definition, Experiment, seed_definition
+from .store import RedisStore, StoreError, counts_tuple
+from .tokens import ClickToken, ClickTokens, Visitor
+
+__all__ = ["Service", "Assignment", "ClickOutcome", "UnknownExperiment", "ActionRefused"]
+
+log = logging.getLogger(__name__)
+
+
+class UnknownExperiment(LookupError):
+    """No experiment has that slug."""
+
+
+class ActionRefused(ValueError):
+    """An editor action that does not apply in the experiment's current state."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Assignment:
+    """The headline one visitor gets for one experiment on this request."""
+
+    experiment: Experiment
+    variant: str
+    #: Signed click token, or None when a click would not be counted
+    #: (paused, decided, bots, prefetches, or Redis unreachable).
+    click_token: str | None
+
+    @property
+    def headline(self) -> str:
+        return self.experiment.definition.headline(self.variant)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClickOutcome:
+    slug: str
+    counted: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cached:
+    experiment: Experiment
+    posterior: Posterior
+
+
+def _cached(experiment: Experiment) -> _Cached:
+    return _Cached(experiment, Posterior(experiment.impressions, experiment.clicks))
+
+
+class Service:
+    """One process's view of the experiments and every use case on them."""
+
+    def __init__(
+        self,
+        store: RedisStore,
+        click_tokens: ClickTokens,
+        refresh_interval: float = 0.5,
+        rng: np.random.Generator | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.store = store
+        self.click_tokens = click_tokens
+        self.refresh_interval = refresh_interval
+        self.clock = clock
+        self._seeded_rng = rng
+        self._rng: np.random.Generator | None = rng
+        self._pid = os.getpid()
+        self._cache: dict[str, _Cached] = {}
+        self._loaded_at = 0.0
+        self._refresher: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- the in-memory snapshot ------------------------------------------
+
+    def _check_process(self) -> None:
+        """After a fork (gunicorn workers), give this process its own RNG and refresher."""
+        pid = os.getpid()
+        if pid != self._pid:
+            with self._lock:
+                if pid != self._pid:
+                    self._pid = pid
+                    self._rng = self._seeded_rng
+                    self._refresher = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        self._check_process()
+        if self._rng is None:
+            # Seeded from the OS per process, so workers never share a stream.
+            self._rng = np.random.default_rng()
+        return self._rng
+
+    def refresh(self) -> None:
+        """Re-read every experiment from Redis (one round trip)."""
+        experiments = self.store.load_all()
+        self._cache = {experiment.slug: _cached(experiment) for experiment in experiments}
+        self._loaded_at = time.monotonic()
+
+    def _snapshot(self) -> dict[str, _Cached]:
+        self._check_process()
+        if self._refresher is None:
+            self._start_refresher()
+        if time.monotonic() - self._loaded_at > max(2 * self.refresh_interval, 1.0):
+            # First request, or the refresher is failing: try once ourselves,
+            # and serve what we have if Redis is away.
+            try:
+                self.refresh()
+            except StoreError as error:
+                log.warning("could not refresh experiments from Redis: %s", error)
+                if not self._cache:
+                    raise
+        return self._cache
+
+    def _start_refresher(self) -> None:
+        with self._lock:
+            if self._refresher is not None:
+                return
+            stopped = threading.Event()
+            thread = threading.Thread(
+                target=self._refresh_until, args=(stopped,), name="abtest-refresh", daemon=True
+            )
+            self._refresher, self._stopped = thread, stopped
+            thread.start()
+
+    def _refresh_until(self, stopped: threading.Event) -> None:
+        failing = False
+        while not stopped.wait(self.refresh_interval):
+            try:
+                self.refresh()
+                failing = False
+            except StoreError as error:
+                if not failing:
+                    log.warning("background refresh failed: %s", error)
+                failing = True
+
+    def stop(self) -> None:
+        """Stop this process's background refresher (tests, shutdown)."""
+        self._stopped.set()
+
+    def experiments(self, statuses: Sequence[str] | None = None) -> list[Experiment]:
+        """Experiments as last read, newest first."""
+        found = [cached.experiment for cached in self._snapshot().values()]
+        if statuses is not None:
+            found = [experiment for experiment in found if experiment.status in statuses]
+        return sorted(found, key=lambda experiment: experiment.created_at, reverse=True)
+
+    def experiment(self, slug: str) -> Experiment:
+        cached = self._snapshot().get(slug)
+        if cached is None:
+            raise UnknownExperiment(slug)
+        return cached.experiment
+
+    def _update(self, experiment: Experiment, status: str, winner: str | None, counts: dict) -> Experiment:
+        impressions, clicks = counts_tuple(experiment.definition, counts)
+        fresh = dataclasses.replace(
+            experiment, status=status, winner=winner, impressions=impressions, clicks=clicks
+        )
+        self._cache[experiment.slug] = _cached(fresh)
+        return fresh
+
+    # -- readers ----------------------------------------------------------
+
+    def assign(self, visitor: Visitor, slugs: Sequence[str], count: bool) -> list[Assignment]:
+        """Headlines for ``visitor`` in each experiment, counting new impressions.
+
+        ``count=False`` (bots, prefetches) serves the default headline and
+        counts nothing.  New assignments are added to ``visitor.assignments``
+        only once Redis has counted them; if Redis can't be reached the
+        reader still gets a headline, uncounted.  At most one round trip.
+        """
+        snapshot = self._snapshot()
+        chosen: dict[str, str] = {}
+        for slug in slugs:
+            cached = snapshot.get(slug)
+            if cached is None:
+                raise UnknownExperiment(slug)
+            experiment = cached.experiment
+            if count and experiment.status == RUNNING:
+                assigned = visitor.assignments.get(slug)
+                if assigned not in experiment.variant_ids:
+                    chosen[slug] = experiment.variant_ids[cached.posterior.choose(self.rng)]
+
+        counted: dict[str, Experiment] = {}
+        if chosen:
+            try:
+                results = self.store.record_impressions(list(chosen.items()), now=self.clock())
+            except StoreError as error:
+                log.warning("impression not counted, Redis unreachable: %s", error)
+                results = []
+            for (slug, variant), result in zip(chosen.items(), results, strict=False):
+                experiment = snapshot[slug].experiment
+                if result.status:
+                    experiment = self._update(experiment, result.status, result.winner, result.counts)
+                counted[slug] = experiment
+                if result.counted:
+                    visitor.assignments[slug] = variant
+
+        assignments = []
+        for slug in slugs:
+            experiment = counted.get(slug) or snapshot[slug].experiment
+            variant = visitor.assignments.get(slug) if count else None
+            if experiment.status != RUNNING or variant not in experiment.variant_ids:
+                variant = chosen.get(slug) if experiment.status == RUNNING else None
+                assignments.append(
+                    Assignment(experiment, variant or experiment.default_variant, None)
+                )
+                continue
+            token = self.click_tokens.dumps(ClickToken(slug, variant, visitor.id))
+            assignments.append(Assignment(experiment, variant, token))
+        return assignments
+
+    def click(self, token: ClickToken, visitor: Visitor | None) -> ClickOutcome:
+        """Count a click for a token this service signed.
+
+        Raises :class:`UnknownExperiment`, or :class:`ActionRefused` when the
+        token does not match the visitor's own assignment (no impression of
+        that variant was counted for this browser).
+        """
+        experiment = self.experiment(token.slug)
+        if token.variant not in experiment.variant_ids:
+            raise ActionRefused("that headline is not part of this story")
+        if (
+            visitor is None
+            or visitor.id != token.visitor
+            or visitor.assignments.get(token.slug) != token.variant
+        ):
+            raise ActionRefused("this link was not issued to this browser")
+        result = self.store.record_click(
+            token.slug, token.variant, token.visitor, self.click_tokens.max_age, now=self.clock()
+        )
+        return ClickOutcome(slug=token.slug, counted=result.counted)
+
+    # -- editors ----------------------------------------------------------
+
+    def fresh(self, slug: str) -> Experiment:
+        """The experiment read from Redis now, not from the snapshot."""
+        experiment = self.store.get(slug)
+        if experiment is None:
+            raise UnknownExperiment(slug)
+        self._cache[slug] = _cached(experiment)
+        return experiment
+
+    def report(self, slug: str, alpha: float = 0.05, experiment: Experiment | None = None) -> dict:
+        """The stats document for one experiment, with its identity and variants named."""
+        # scipy is imported on first report, not with the reader path.
+        from . import stats
+
+        experiment = experiment or self.fresh(slug)
+        document = stats.analyze(experiment.impressions, experiment.clicks, alpha=alpha)
+        for variant_id, headline, row in zip(
+            experiment.variant_ids, experiment.definition.headlines, document["variants"], strict=True
+        ):
+            row["id"] = variant_id
+            row["headline"] = headline
+        return {
+            "experiment": experiment.slug,
+            "title": experiment.definition.title,
+            "status": experiment.status,
+            "winner": experiment.winner,
+            "created_at": experiment.created_at,
+            **document,
+        }
+
+    def create(self, definition: Definition) -> bool:
+        """Store a new experiment; False if the slug is taken."""
+        created = self.store.create(definition, now=self.clock())
+        if created:
+            self.fresh(definition.slug)
+        return created
+
+    def ensure_seed(self) -> bool:
+        """Load the bundled seed story unless it is there already (counts untouched)."""
+        return self.store.create(seed_definition(), now=self.clock())
+
+    def decide(self, slug: str, winner: str, editor: str) -> Experiment:
+        """Choose the winner: every reader gets it from the next request on; counting stops."""
+        experiment = self.fresh(slug)
+        if winner not in experiment.variant_ids:
+            raise ActionRefused(f"there is no variant {winner!r}")
+        if experiment.status == DECIDED:
+            raise ActionRefused("a winner is chosen already; reopen the test first")
+        return self._transition(experiment, DECIDED, winner, "decide", editor)
+
+    def pause(self, slug: str, editor: str) -> Experiment:
+        experiment = self.fresh(slug)
+        if experiment.status != RUNNING:
+            raise ActionRefused("only a running test can be paused")
+        return self._transition(experiment, PAUSED, None, "pause", editor)
+
+    def resume(self, slug: str, editor: str) -> Experiment:
+        experiment = self.fresh(slug)
+        if experiment.status != PAUSED:
+            raise ActionRefused("only a paused test can be resumed")
+        return self._transition(experiment, RUNNING, None, "resume", editor)
+
+    def reopen(self, slug: str, editor: str) -> Experiment:
+        experiment = self.fresh(slug)
+        if experiment.status != DECIDED:
+            raise ActionRefused("only a decided test can be reopened")
+        return self._transition(experiment, RUNNING, None, "reopen", editor)
+
+    def _transition(
+        self, experiment: Experiment, status: str, winner: str | None, action: str, editor: str
+    ) -> Experiment:
+        now = self.clock()
+        entry = {
+            "action": action,
+            "editor": editor,
+            "at": now,
+            "from": experiment.status,
+            "status": status,
+            "winner": winner,
+            "stats": self.report(experiment.slug, experiment=experiment),
+        }
+        if not self.store.set_status(
+            experiment.slug, status, winner, entry, expect=experiment.status, now=now
+        ):
+            raise ActionRefused("the test changed meanwhile; reload and try again")
+        return self.fresh(experiment.slug)
+
+    def audit(self, slug: str, limit: int = 100) -> list[dict]:
+        return self.store.audit(slug, limit)
+
+    def series(self, slug: str, resolution: str | None = None) -> dict:
+        """Counts per interval since the experiment started, per variant.
+
+        Minutes while the experiment is younger than the minute retention,
+        hours after that.  Returns ``{"resolution", "interval_seconds",
+        "variants", "points": [{"t", "impressions": [...], "clicks": [...]}]}``.
+        """
+        experiment = self.experiment(slug)
+        now = self.clock()
+        if resolution is None:
+            young = now - experiment.created_at < self.store.minute_ttl
+            resolution = "minute" if young else "hour"
+        start = max(experiment.created_at, now - (
+            self.store.minute_ttl if resolution == "minute" else self.store.hour_ttl))
+        points = []
+        for started, counts in self.store.series(slug, start, now, resolution):
+            impressions, clicks = counts_tuple(experiment.definition, counts)
+            points.append({"t": started, "impressions": list(impressions), "clicks": list(clicks)})
+        return {
+            "experiment": slug,
+            "resolution": resolution,
+            "interval_seconds": 60 if resolution == "minute" else 3600,
+            "variants": list(experiment.variant_ids),
+            "points": points,
+        }
+
+    def health(self) -> tuple[bool, str]:
+        """(Redis reachable, reason)."""
+        try:
+            self.store.ping()
+        except StoreError as error:
+            return False, f"redis: {error}"
+        return True, "ok"

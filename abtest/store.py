@@ -1,0 +1,353 @@
+"""RedisStore: experiments and their counts in Redis.
+
+Every count is written by one Lua script in one atomic step: the test's
+totals, the per-minute and per-hour series and the click de-duplication
+marker move together or not at all.  Key names come from :mod:`abtest.keys`.
+No Flask and no numpy here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterable, Sequence
+
+import redis
+from redis.exceptions import NoScriptError
+
+from . import keys
+from .model import RUNNING, Definition, Experiment
+
+__all__ = [
+    "RedisStore",
+    "connect",
+    "counts_tuple",
+    "ImpressionResult",
+    "ClickResult",
+    "StoreError",
+]
+
+StoreError = redis.RedisError
+
+# KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash
+# ARGV[1] impression field ("i:<variant>"), ARGV[2] minute TTL (s), ARGV[3] hour TTL (s)
+# Counts one impression if, and only if, the experiment is running.
+# Returns {status, winner, counts hash as a flat list}: the caller refreshes its
+# posterior from the counts without another round trip.  Status "" = no such experiment.
+IMPRESSION_LUA = """
+local state = redis.call('HMGET', KEYS[1], 'status', 'winner')
+local status = state[1]
+if not status then return {'', '', {}} end
+if status == 'running' then
+  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+  redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+  redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
+  redis.call('EXPIRE', KEYS[4], ARGV[3])
+end
+return {status, state[2] or '', redis.call('HGETALL', KEYS[2])}
+"""
+
+# KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash,
+# KEYS[5] this visitor's click marker
+# ARGV[1] impression field, ARGV[2] click field, ARGV[3] minute TTL (s), ARGV[4] hour TTL (s),
+# ARGV[5] marker TTL (s), ARGV[6] variant id
+# Counts the click only while running, only once per visitor (SET NX on the
+# marker), and never past the variant's impressions.
+# Returns {status, counted (1 or 0)}.
+CLICK_LUA = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' then return {status or '', 0} end
+local seen = redis.call('HMGET', KEYS[2], ARGV[1], ARGV[2])
+if tonumber(seen[1] or '0') <= tonumber(seen[2] or '0') then return {status, 0} end
+if not redis.call('SET', KEYS[5], ARGV[6], 'NX', 'EX', ARGV[5]) then return {status, 0} end
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
+redis.call('EXPIRE', KEYS[4], ARGV[4])
+return {status, 1}
+"""
+
+# KEYS[1] meta hash, KEYS[2] the experiments index
+# ARGV[1] slug, ARGV[2] definition JSON, ARGV[3] now (s)
+# Creates the experiment, running, unless it exists; never touches counts.
+# Returns 1 if created, 0 if it was already there.
+CREATE_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'definition', ARGV[2], 'status', 'running', 'winner', '',
+           'created_at', ARGV[3], 'updated_at', ARGV[3])
+redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
+return 1
+"""
+
+# KEYS[1] meta hash, KEYS[2] audit list
+# ARGV[1] new status, ARGV[2] winner ('' for none), ARGV[3] now (s), ARGV[4] audit entry JSON,
+# ARGV[5] expected current status ('' = any), ARGV[6] audit entries kept
+# Returns 1 if changed, 0 if the experiment is missing or not in the expected status.
+STATUS_LUA = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return 0 end
+if ARGV[5] ~= '' and current ~= ARGV[5] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'winner', ARGV[2], 'updated_at', ARGV[3])
+redis.call('LPUSH', KEYS[2], ARGV[4])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[6]) - 1)
+return 1
+"""
+
+AUDIT_KEPT = 1000
+
+
+def connect(url: str, timeout: float = 0.5) -> redis.Redis:
+    """A client for ``url`` (redis:// or unix://) as the store expects it."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ImpressionResult:
+    """What Redis said when asked to count an impression."""
+
+    status: str  # "" when the experiment does not exist
+    winner: str | None
+    counts: dict[str, int]  # the counts hash after the write: fresh posterior input
+
+    @property
+    def counted(self) -> bool:
+        return self.status == RUNNING
+
+
+@dataclasses.dataclass(frozen=True)
+class ClickResult:
+    status: str
+    counted: bool
+
+
+def _minute_and_hour(now: float) -> tuple[int, int]:
+    seconds = int(now)
+    return seconds // 60, seconds // 3600
+
+
+def _flat_to_counts(flat: Sequence[str]) -> dict[str, int]:
+    return {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+class RedisStore:
+    """Experiments, counts and series in one Redis database.
+
+    ``connection`` must decode responses (see :func:`connect`).
+    """
+
+    def __init__(self, connection: redis.Redis, minute_ttl: int, hour_ttl: int):
+        self.redis = connection
+        self.minute_ttl = int(minute_ttl)
+        self.hour_ttl = int(hour_ttl)
+        # register_script computes the SHA locally: no I/O here.
+        self._impression = connection.register_script(IMPRESSION_LUA)
+        self._click = connection.register_script(CLICK_LUA)
+        self._create = connection.register_script(CREATE_LUA)
+        self._status = connection.register_script(STATUS_LUA)
+
+    # -- experiments -------------------------------------------------------
+
+    def create(self, definition: Definition, now: float | None = None) -> bool:
+        """Store a new running experiment; False (and nothing changed) if the slug exists."""
+        now = time.time() if now is None else now
+        payload = json.dumps(definition.to_json(), ensure_ascii=False, separators=(",", ":"))
+        created = self._create(
+            keys=[keys.meta(definition.slug), keys.EXPERIMENTS],
+            args=[definition.slug, payload, repr(float(now))],
+        )
+        return bool(created)
+
+    def slugs(self) -> list[str]:
+        """Every experiment slug, newest first."""
+        return self.redis.zrevrange(keys.EXPERIMENTS, 0, -1)
+
+    def load(self, slugs: Iterable[str]) -> list[Experiment]:
+        """Definitions, status and counts of these experiments, in one round trip."""
+        slugs = list(slugs)
+        if not slugs:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for slug in slugs:
+            pipe.hgetall(keys.meta(slug))
+            pipe.hgetall(keys.counts(slug))
+        replies = pipe.execute()
+        experiments = []
+        for index, slug in enumerate(slugs):
+            meta, counts = replies[2 * index], replies[2 * index + 1]
+            if meta:
+                experiments.append(_experiment(slug, meta, counts))
+        return experiments
+
+    def load_all(self) -> list[Experiment]:
+        return self.load(self.slugs())
+
+    def get(self, slug: str) -> Experiment | None:
+        found = self.load([slug])
+        return found[0] if found else None
+
+    def set_status(
+        self,
+        slug: str,
+        status: str,
+        winner: str | None,
+        audit_entry: dict,
+        expect: str | None = None,
+        now: float | None = None,
+    ) -> bool:
+        """Change status and winner and append an audit entry, atomically.
+
+        With ``expect``, only if the current status is that one.
+        """
+        now = time.time() if now is None else now
+        changed = self._status(
+            keys=[keys.meta(slug), keys.audit(slug)],
+            args=[
+                status,
+                winner or "",
+                repr(float(now)),
+                json.dumps(audit_entry, ensure_ascii=False, separators=(",", ":")),
+                expect or "",
+                AUDIT_KEPT,
+            ],
+        )
+        return bool(changed)
+
+    def audit(self, slug: str, limit: int = 100) -> list[dict]:
+        """Audit entries, newest first."""
+        return [json.loads(entry) for entry in self.redis.lrange(keys.audit(slug), 0, limit - 1)]
+
+    # -- counting ----------------------------------------------------------
+
+    def record_impressions(
+        self, visits: Sequence[tuple[str, str]], now: float | None = None
+    ) -> list[ImpressionResult]:
+        """Count one impression per (slug, variant), all in one round trip."""
+        now = time.time() if now is None else now
+        minute, hour = _minute_and_hour(now)
+        calls = [
+            (
+                [
+                    keys.meta(slug),
+                    keys.counts(slug),
+                    keys.minute(slug, minute),
+                    keys.hour(slug, hour),
+                ],
+                [keys.impression_field(variant), self.minute_ttl, self.hour_ttl],
+            )
+            for slug, variant in visits
+        ]
+        replies = self._evalsha_many(self._impression, calls)
+        return [
+            ImpressionResult(status=status, winner=winner or None, counts=_flat_to_counts(flat))
+            for status, winner, flat in replies
+        ]
+
+    def record_click(
+        self, slug: str, variant: str, visitor: str, marker_ttl: int, now: float | None = None
+    ) -> ClickResult:
+        """Count a click unless this visitor's click was counted already."""
+        now = time.time() if now is None else now
+        minute, hour = _minute_and_hour(now)
+        status, counted = self._click(
+            keys=[
+                keys.meta(slug),
+                keys.counts(slug),
+                keys.minute(slug, minute),
+                keys.hour(slug, hour),
+                keys.clicked(slug, visitor),
+            ],
+            args=[
+                keys.impression_field(variant),
+                keys.click_field(variant),
+                self.minute_ttl,
+                self.hour_ttl,
+                int(marker_ttl),
+                variant,
+            ],
+        )
+        return ClickResult(status=status, counted=bool(counted))
+
+    def _evalsha_many(self, script, calls: list[tuple[list, list]]) -> list:
+        """Run one script many times in a single pipeline (one round trip).
+
+        redis-py's pipelines check ``SCRIPT EXISTS`` before every execute (an
+        extra round trip), so this sends EVALSHA itself and loads the script
+        only for the calls Redis answered NOSCRIPT (after a restart or
+        ``SCRIPT FLUSH``), re-running just those: nothing is counted twice.
+        """
+        replies = self._pipeline_evalsha(script.sha, calls)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            self.redis.script_load(script.script)
+            retried = self._pipeline_evalsha(script.sha, [calls[i] for i in missing])
+            for i, reply in zip(missing, retried, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _pipeline_evalsha(self, sha: str, calls: list[tuple[list, list]]) -> list:
+        pipe = self.redis.pipeline(transaction=False)
+        for call_keys, args in calls:
+            pipe.execute_command("EVALSHA", sha, len(call_keys), *call_keys, *args)
+        return pipe.execute(raise_on_error=False)
+
+    # -- series ------------------------------------------------------------
+
+    def series(self, slug: str, start: float, end: float, resolution: str) -> list[tuple[int, dict]]:
+        """Per-interval counts between ``start`` and ``end`` (Unix seconds).
+
+        ``resolution`` is ``"minute"`` or ``"hour"``.  Returns ``(interval
+        start in Unix seconds, counts hash)`` for every interval with counts,
+        oldest first.
+        """
+        if resolution == "minute":
+            width, key = 60, keys.minute
+        elif resolution == "hour":
+            width, key = 3600, keys.hour
+        else:
+            raise ValueError(f"resolution must be minute or hour, not {resolution!r}")
+        numbers = range(int(start) // width, int(end) // width + 1)
+        pipe = self.redis.pipeline(transaction=False)
+        for number in numbers:
+            pipe.hgetall(key(slug, number))
+        return [
+            (number * width, {field: int(value) for field, value in reply.items()})
+            for number, reply in zip(numbers, pipe.execute(), strict=True)
+            if reply
+        ]
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
+
+
+def _experiment(slug: str, meta: dict[str, str], counts: dict[str, str]) -> Experiment:
+    definition = Definition.from_json(slug, json.loads(meta["definition"]))
+    impressions, clicks = counts_tuple(definition, counts)
+    return Experiment(
+        definition=definition,
+        status=meta.get("status", RUNNING),
+        winner=meta.get("winner") or None,
+        impressions=impressions,
+        clicks=clicks,
+        created_at=float(meta.get("created_at", 0.0)),
+    )
+
+
+def counts_tuple(definition: Definition, counts: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(impressions, clicks) per variant from a counts hash."""
+    ids = definition.variant_ids
+    return (
+        tuple(int(counts.get(keys.impression_field(v), 0)) for v in ids),
+        tuple(int(counts.get(keys.click_field(v), 0)) for v in ids),
+    )

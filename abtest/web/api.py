@@ -1,0 +1,63 @@
+"""The JSON API: assignment for pages that aren't ours, stats for editors."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, abort, current_app, jsonify, request, session, url_for
+
+from ..service import UnknownExperiment
+from . import context
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@blueprint.after_request
+def _save_visitor(response):
+    return context.save_visitor(response)
+
+
+@blueprint.get("/experiments/<slug>/assignment")
+def assignment(slug: str):
+    try:
+        (chosen,) = context.service().assign(
+            context.visitor(), [slug], count=context.counts_this_request()
+        )
+    except UnknownExperiment:
+        abort(404, description=f"no experiment {slug!r}")
+    if chosen.click_token is None:
+        click_url = url_for("reader.article", slug=slug, _external=True)
+    else:
+        click_url = url_for("reader.click", token=chosen.click_token, _external=True)
+    return jsonify(
+        experiment=slug, variant=chosen.variant, headline=chosen.headline, click_url=click_url
+    )
+
+
+def editor_allowed() -> bool:
+    """A signed-in editor, or the right Bearer token."""
+    if session.get("editor"):
+        return True
+    token = context.settings().api_token
+    header = request.headers.get("Authorization", "")
+    scheme, _, supplied = header.partition(" ")
+    return bool(
+        token
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(supplied.strip().encode(), token.encode())
+    )
+
+
+@blueprint.get("/experiments/<slug>/stats")
+def stats(slug: str):
+    if not editor_allowed():
+        response = jsonify(error="sign in as an editor or send Authorization: Bearer <token>")
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Bearer realm="abtest"'
+        return response
+    try:
+        document = context.service().report(slug)
+    except UnknownExperiment:
+        abort(404, description=f"no experiment {slug!r}")
+    current_app.logger.debug("stats for %s", slug)
+    return jsonify(document)

@@ -1,0 +1,96 @@
+"""Per-request access to the service and to the reader's visitor cookie."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Response, current_app, g, request
+
+from ..config import Settings
+from ..service import Service
+from ..tokens import Visitor, VisitorCookies
+
+__all__ = ["service", "settings", "visitor", "counts_this_request", "save_visitor", "COOKIE"]
+
+COOKIE = "abtest_visitor"
+
+# Crawlers and link previewers: served normally, never assigned or counted.
+BOT_USER_AGENT = re.compile(
+    r"bot\b|bot/|crawl|spider|slurp|facebookexternalhit|facebookcatalog|embedly|"
+    r"preview|whatsapp|telegram|skypeuripreview|bitlybot|tumblr|vkshare|"
+    r"pinterest|redditbot|quora link|outbrain|mediapartners|lighthouse|"
+    r"pagespeed|python-requests|curl/|wget/|"
+    r"httpclient|okhttp|go-http-client|feedfetcher|feedburner|ia_archiver|archive\.org",
+    re.IGNORECASE,
+)
+
+
+def _extension() -> dict:
+    return current_app.extensions["abtest"]
+
+
+def service() -> Service:
+    return _extension()["service"]
+
+
+def settings() -> Settings:
+    return _extension()["settings"]
+
+
+def is_bot(user_agent: str) -> bool:
+    return bool(user_agent) and BOT_USER_AGENT.search(user_agent) is not None
+
+
+def is_prefetch() -> bool:
+    headers = request.headers
+    purpose = (headers.get("Sec-Purpose", "") + " " + headers.get("Purpose", "")).lower()
+    return (
+        "prefetch" in purpose
+        or "prerender" in purpose
+        or headers.get("X-Moz", "").lower() == "prefetch"
+        or headers.get("X-Purpose", "").lower() == "preview"
+    )
+
+
+def counts_this_request() -> bool:
+    """False for crawlers, link previewers and browser prefetches."""
+    return not (is_bot(request.headers.get("User-Agent", "")) or is_prefetch())
+
+
+def visitor() -> Visitor:
+    """This request's visitor: from the signed cookie, or a new one."""
+    if "abtest_visitor" not in g:
+        cookies: VisitorCookies = _extension()["visitor_cookies"]
+        found = cookies.loads(request.cookies.get(COOKIE))
+        g.abtest_visitor = found
+        g.abtest_assigned = dict(found.assignments) if found else None
+    return g.abtest_visitor or _new_visitor()
+
+
+def known_visitor() -> Visitor | None:
+    """The visitor from the cookie, or None; never makes one."""
+    visitor()
+    return g.abtest_visitor
+
+
+def _new_visitor() -> Visitor:
+    g.abtest_visitor = Visitor.new()
+    return g.abtest_visitor
+
+
+def save_visitor(response: Response) -> Response:
+    """Set the cookie when this request gave the visitor a new assignment."""
+    current = g.get("abtest_visitor")
+    if current is None or current.assignments == (g.get("abtest_assigned") or {}):
+        return response
+    cookies: VisitorCookies = _extension()["visitor_cookies"]
+    config = settings()
+    response.set_cookie(
+        COOKIE,
+        cookies.dumps(current),
+        max_age=config.visitor_days * 86_400,
+        httponly=True,
+        secure=config.cookie_secure,
+        samesite="Lax",
+    )
+    return response

@@ -1,0 +1,97 @@
+"""Reader-facing pages: the front page, the click redirect, the story, health."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, redirect, render_template, url_for
+
+from ..service import ActionRefused, UnknownExperiment
+from ..store import StoreError
+from ..tokens import ExpiredToken, InvalidToken
+from . import context
+
+blueprint = Blueprint("reader", __name__)
+
+
+@blueprint.after_request
+def _save_visitor(response):
+    return context.save_visitor(response)
+
+
+def _click_url(assignment) -> str:
+    if assignment.click_token is None:
+        return url_for("reader.article", slug=assignment.experiment.slug)
+    return url_for("reader.click", token=assignment.click_token)
+
+
+@blueprint.get("/")
+def front():
+    service = context.service()
+    experiments = service.experiments(statuses=("running", "decided"))
+    assignments = service.assign(
+        context.visitor(), [e.slug for e in experiments], count=context.counts_this_request()
+    )
+    teasers = [
+        {
+            "headline": a.headline,
+            "lede": a.experiment.definition.body[0],
+            "url": _click_url(a),
+        }
+        for a in assignments
+    ]
+    return render_template("front.html", teasers=teasers)
+
+
+@blueprint.get("/articles/<slug>")
+def article(slug: str):
+    try:
+        (assignment,) = context.service().assign(
+            context.visitor(), [slug], count=context.counts_this_request()
+        )
+    except UnknownExperiment:
+        abort(404, description="There is no story at this address.")
+    return render_template(
+        "article.html",
+        headline=assignment.headline,
+        body=assignment.experiment.definition.body,
+    )
+
+
+@blueprint.get("/c/<token>")
+def click(token: str):
+    service = context.service()
+    try:
+        click_token = service.click_tokens.loads(token)
+    except ExpiredToken as expired:
+        # A genuine link left open too long: take the reader to the story, uncounted.
+        if expired.token is None:
+            abort(400, description="This link is not valid.")
+        return _to_article(expired.token.slug)
+    except InvalidToken:
+        abort(400, description="This link is not valid.")
+    if not context.counts_this_request():
+        return _to_article(click_token.slug)
+    try:
+        service.click(click_token, context.known_visitor())
+    except UnknownExperiment:
+        abort(404, description="There is no story at this address.")
+    except ActionRefused as refused:
+        abort(403, description=f"This click was not counted: {refused}.")
+    except StoreError:
+        pass  # Redis hiccup: the reader still gets the story; the click is lost, not faked.
+    return _to_article(click_token.slug)
+
+
+def _to_article(slug: str):
+    try:
+        context.service().experiment(slug)
+    except UnknownExperiment:
+        abort(404, description="There is no story at this address.")
+    return redirect(url_for("reader.article", slug=slug), code=303)
+
+
+@blueprint.get("/healthz")
+def healthz():
+    healthy, reason = context.service().health()
+    if healthy:
+        return jsonify(status="ok", redis="ok")
+    return jsonify(status="unavailable", redis=reason), 503

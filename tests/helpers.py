@@ -1,0 +1,33 @@
+"""Small helpers shared by the test modules."""
+
+from __future__ import annotations
+
+import html
+import re
+
+SLUG = "colombia-china"
+HEADLINES = (
+    "Colombia Hopes to Expand Relations with China",
+    "Colombia Eyes Stronger Ties with China Through Belt and Road Initiative",
+    "Colombian President Gustavo Petro Seeks Closer Ties with China",
+)
+
+_TEASER = re.compile(r'<h2><a href="([^"]+)">([^<]+)</a></h2>')
+_STORY = re.compile(r"<h1>([^<]+)</h1>")
+
+
+def teasers(page: bytes | str) -> list[tuple[str, str]]:
+    """(link, headline) for each teaser on the front page."""
+    text = page.decode() if isinstance(page, bytes) else page
+    return [(html.unescape(url), html.unescape(title)) for url, title in _TEASER.findall(text)]
+
+
+def story_headline(page: bytes | str) -> str:
+    text = page.decode() if isinstance(page, bytes) else page
+    return html.unescape(_STORY.search(text).group(1))
+
+
+def totals(service, slug: str = SLUG) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(impressions, clicks) per variant, read from Redis now."""
+    experiment = service.store.get(slug)
+    return experiment.impressions, experiment.clicks

@@ -1,0 +1,267 @@
+"""The reader path: counting semantics of /, /articles, /c and the assignment API."""
+
+from __future__ import annotations
+
+import pytest
+
+from abtest import create_app
+from abtest.store import connect
+from abtest.tokens import ClickToken
+from helpers import HEADLINES, SLUG, story_headline, teasers, totals
+
+BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
+
+
+def front(client, **headers):
+    response = client.get("/", headers={"User-Agent": BROWSER, **headers})
+    assert response.status_code == 200
+    return response
+
+
+def test_front_page_shows_one_seed_headline_and_counts_one_impression(client, service):
+    response = front(client)
+    ((link, headline),) = teasers(response.data)
+    assert headline in HEADLINES
+    assert link.startswith("/c/")
+    assert "abtest_visitor" in response.headers.get("Set-Cookie", "")
+    assert "HttpOnly" in response.headers["Set-Cookie"]
+    assert "Max-Age=2592000" in response.headers["Set-Cookie"]  # 30 days
+    impressions, clicks = totals(service)
+    assert sum(impressions) == 1
+    assert impressions[HEADLINES.index(headline)] == 1
+    assert clicks == (0, 0, 0)
+    assert "Colombia’s President Gustavo Petro is in Beijing" in response.text
+
+
+def test_assignment_is_sticky_and_counted_once(client, service):
+    first = teasers(front(client).data)[0][1]
+    for _ in range(10):
+        response = front(client)
+        assert teasers(response.data)[0][1] == first
+        assert "Set-Cookie" not in response.headers
+    article = client.get(f"/articles/{SLUG}", headers={"User-Agent": BROWSER})
+    assert story_headline(article.data) == first
+    assert sum(totals(service)[0]) == 1
+
+
+def test_article_counts_a_new_visitor(client, service):
+    response = client.get(f"/articles/{SLUG}", headers={"User-Agent": BROWSER})
+    assert response.status_code == 200
+    assert story_headline(response.data) in HEADLINES
+    assert "Leave a Reply" not in response.text and "Video Poster" not in response.text
+    assert sum(totals(service)[0]) == 1
+
+
+def test_click_is_counted_once_for_the_shown_variant(client, service):
+    link, headline = teasers(front(client).data)[0]
+    response = client.get(link, headers={"User-Agent": BROWSER})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/articles/{SLUG}")
+    again = client.get(link, headers={"User-Agent": BROWSER})
+    assert again.status_code == 303
+    impressions, clicks = totals(service)
+    index = HEADLINES.index(headline)
+    assert clicks[index] == 1 and sum(clicks) == 1
+    assert sum(impressions) == 1
+    story = client.get(response.headers["Location"], headers={"User-Agent": BROWSER})
+    assert story_headline(story.data) == headline
+    assert sum(totals(service)[0]) == 1
+
+
+def test_click_without_impression_is_refused(client, new_client, service):
+    link, _ = teasers(front(client).data)[0]
+    stranger = new_client()  # no cookie: never shown this headline
+    response = stranger.get(link, headers={"User-Agent": BROWSER})
+    assert response.status_code == 403
+    assert "Traceback" not in response.text
+    assert totals(service)[1] == (0, 0, 0)
+
+
+@pytest.mark.parametrize("mangle", [lambda t: t[:-2] + ("AA" if t[-2:] != "AA" else "BB"), lambda t: "not-a-token", lambda t: t + "x"])
+def test_forged_or_malformed_token_is_refused(client, service, mangle):
+    link, _ = teasers(front(client).data)[0]
+    token = link.removeprefix("/c/")
+    response = client.get("/c/" + mangle(token), headers={"User-Agent": BROWSER})
+    assert response.status_code == 400
+    assert "not valid" in response.text
+    assert totals(service)[1] == (0, 0, 0)
+
+
+def test_token_for_another_variant_is_refused(client, app, service):
+    link, headline = teasers(front(client).data)[0]
+    shown = "abc"[HEADLINES.index(headline)]
+    visitor = app.extensions["abtest"]["visitor_cookies"].loads(
+        client.get_cookie("abtest_visitor").value
+    )
+    other = next(v for v in "abc" if v != shown)
+    forged = service.click_tokens.dumps(ClickToken(SLUG, other, visitor.id))
+    response = client.get(f"/c/{forged}", headers={"User-Agent": BROWSER})
+    assert response.status_code == 403
+    assert totals(service)[1] == (0, 0, 0)
+    # ...and the genuine link still counts afterwards.
+    assert client.get(link, headers={"User-Agent": BROWSER}).status_code == 303
+    assert sum(totals(service)[1]) == 1
+
+
+def test_unknown_slug_is_404_and_counts_nothing(client, service):
+    assert client.get("/articles/no-such-story").status_code == 404
+    api = client.get("/api/v1/experiments/no-such-story/assignment")
+    assert api.status_code == 404 and "error" in api.get_json()
+    token = service.click_tokens.dumps(ClickToken("no-such-story", "a", "someone"))
+    assert client.get(f"/c/{token}").status_code == 404
+    assert sum(totals(service)[0]) == 0
+
+
+def test_wrong_method_is_405(client, service):
+    assert client.post("/").status_code == 405
+    assert client.delete(f"/articles/{SLUG}").status_code == 405
+    assert sum(totals(service)[0]) == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"User-Agent": BOT},
+        {"User-Agent": "facebookexternalhit/1.1"},
+        {"User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"},
+        {"User-Agent": BROWSER, "Sec-Purpose": "prefetch"},
+        {"User-Agent": BROWSER, "Sec-Purpose": "prefetch;prerender"},
+        {"User-Agent": BROWSER, "Purpose": "prefetch"},
+    ],
+)
+def test_bots_and_prefetches_are_served_but_not_counted(client, service, headers):
+    for path in ("/", f"/articles/{SLUG}", f"/api/v1/experiments/{SLUG}/assignment"):
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200
+        assert "Set-Cookie" not in response.headers
+    ((link, headline),) = teasers(client.get("/", headers=headers).data)
+    assert headline == HEADLINES[0]
+    assert link == f"/articles/{SLUG}"
+    assert totals(service) == ((0, 0, 0), (0, 0, 0))
+
+
+def test_a_prefetched_click_counts_nothing(client, service):
+    link, _ = teasers(front(client).data)[0]
+    response = client.get(link, headers={"User-Agent": BROWSER, "Sec-Purpose": "prefetch"})
+    assert response.status_code == 303
+    assert totals(service)[1] == (0, 0, 0)
+
+
+def test_assignment_api(client, service):
+    response = client.get(f"/api/v1/experiments/{SLUG}/assignment", headers={"User-Agent": BROWSER})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == {"experiment", "variant", "headline", "click_url"}
+    assert body["experiment"] == SLUG
+    assert body["headline"] == HEADLINES["abc".index(body["variant"])]
+    assert "/c/" in body["click_url"]
+    again = client.get(f"/api/v1/experiments/{SLUG}/assignment").get_json()
+    assert again["variant"] == body["variant"]
+    assert sum(totals(service)[0]) == 1
+    # The front page shows the same headline, uncounted again.
+    assert teasers(front(client).data)[0][1] == body["headline"]
+    assert sum(totals(service)[0]) == 1
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "redis": "ok"}
+
+
+def test_healthz_reports_unreachable_redis(settings, tmp_path):
+    dead = connect(f"unix://{tmp_path}/nothing-here.sock", timeout=0.2)
+    app = create_app(settings, redis=dead)
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable" and body["redis"].startswith("redis:")
+
+
+def test_reader_gets_a_page_while_redis_is_away(client, app, service, settings, tmp_path):
+    front(client)  # warms this worker's snapshot
+    service.store.redis = connect(f"unix://{tmp_path}/nothing-here.sock", timeout=0.2)
+    stranger = app.test_client()
+    response = front(stranger)
+    ((link, headline),) = teasers(response.data)
+    assert headline in HEADLINES
+    assert link == f"/articles/{SLUG}"  # uncounted: no click token
+    assert "Set-Cookie" not in response.headers
+    assert "Traceback" not in response.text
+
+
+def test_stats_api_needs_the_token(client, service):
+    url = f"/api/v1/experiments/{SLUG}/stats"
+    assert client.get(url).status_code == 401
+    assert client.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    link, headline = teasers(front(client).data)[0]
+    client.get(link)
+    response = client.get(url, headers={"Authorization": "Bearer test-api-token"})
+    assert response.status_code == 200
+    document = response.get_json()
+    assert document["experiment"] == SLUG
+    assert document["status"] == "running" and document["winner"] is None
+    variants = document["variants"]
+    assert [v["id"] for v in variants] == ["a", "b", "c"]
+    assert [v["headline"] for v in variants] == list(HEADLINES)
+    shown = variants[HEADLINES.index(headline)]
+    assert (shown["impressions"], shown["clicks"], shown["ctr"], shown["allocation"]) == (1, 1, 1.0, 1.0)
+    assert client.get("/api/v1/experiments/nope/stats", headers={"Authorization": "Bearer test-api-token"}).status_code == 404
+
+
+def test_paused_serves_variant_a_and_counts_nothing(client, new_client, service):
+    link, _ = teasers(front(client).data)[0]
+    service.pause(SLUG, editor="ed")
+    for browser in (client, new_client()):
+        response = browser.get("/", headers={"User-Agent": BROWSER})
+        assert teasers(response.data) == []  # paused stories leave the front page
+        story = browser.get(f"/articles/{SLUG}", headers={"User-Agent": BROWSER})
+        assert story_headline(story.data) == HEADLINES[0]
+    assert client.get(link).status_code == 303
+    impressions, clicks = totals(service)
+    assert sum(impressions) == 1 and sum(clicks) == 0
+
+
+def test_decided_serves_the_winner_to_everyone(client, new_client, service):
+    link, _ = teasers(front(client).data)[0]
+    service.decide(SLUG, "c", editor="ed")
+    before = totals(service)
+    for browser in (client, new_client(), new_client()):
+        ((url, headline),) = teasers(front(browser).data)
+        assert headline == HEADLINES[2]
+        assert url == f"/articles/{SLUG}"
+    assert client.get(link).status_code == 303  # an old link still reaches the story
+    assert totals(service) == before
+    assert service.audit(SLUG)[0]["action"] == "decide"
+
+
+def test_headlines_are_escaped(client, service):
+    from abtest.model import Definition
+
+    service.create(
+        Definition(
+            slug="escape",
+            title="Escaping",
+            headlines=("<script>alert(1)</script>", "Tom & Jerry <b>bold</b>"),
+            body=("<img src=x onerror=alert(1)>",),
+        )
+    )
+    response = client.get("/articles/escape", headers={"User-Agent": BROWSER})
+    assert "<script>alert(1)</script>" not in response.text
+    assert "<img src=x" not in response.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in response.text
+
+
+def test_seed_loading_is_idempotent_and_keeps_counts(client, service):
+    link, _ = teasers(front(client).data)[0]
+    client.get(link)
+    before = totals(service)
+    assert service.ensure_seed() is False
+    assert totals(service) == before
+
+
+def test_error_pages_never_show_a_traceback(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert "Traceback" not in response.text and "Not Found" in response.text
