@@ -1,0 +1,124 @@
+"""The abtest command: a real `abtest serve`, and stats / experiments on a real Redis."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from abtest.cli import main
+from conftest import free_port, subprocess_env
+from helpers import HEADLINES, SLUG, teasers
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
+
+
+def wait_for(url: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read()
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_serve_starts_its_own_redis_and_stops_it(tmp_path):
+    port = free_port()
+    data_dir = tmp_path / "data"
+    env = subprocess_env(ABTEST_DATA_DIR=str(data_dir))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "abtest.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        status, body = wait_for(f"http://127.0.0.1:{port}/healthz")
+        assert status == 200 and json.loads(body) == {"status": "ok", "redis": "ok"}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"User-Agent": BROWSER})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            ((_, headline),) = teasers(response.read())
+        assert headline in HEADLINES
+        token = (data_dir / "api_token").read_text().strip()
+        stats = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/experiments/{SLUG}/stats",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(stats, timeout=30) as response:
+            document = json.loads(response.read())
+        assert sum(v["impressions"] for v in document["variants"]) == 1
+        assert (data_dir / "redis.sock").exists()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=60)[0].decode()
+    assert server.returncode == 0, output
+    assert "embedded Redis" in output
+    assert not (data_dir / "redis.sock").exists()  # the embedded server was shut down
+    assert (data_dir / "appendonlydir").exists() or (data_dir / "appendonly.aof").exists()
+
+
+def test_serve_refuses_production_with_a_default_secret(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "abtest.cli", "serve", "--port", str(free_port())],
+        env=subprocess_env(ABTEST_ENV="production", ABTEST_DATA_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "ABTEST_SECRET_KEY" in result.stderr
+
+
+def test_stats_table_and_json(runner, client, service):
+    response = client.get("/", headers={"User-Agent": BROWSER})
+    ((link, headline),) = teasers(response.data)
+    client.get(link, headers={"User-Agent": BROWSER})
+    table = runner.invoke(main, ["stats", SLUG])
+    assert table.exit_code == 0, table.output
+    assert "P(best)" in table.output and "Verdict:" in table.output
+    for text in HEADLINES:
+        assert text in table.output
+    document = json.loads(runner.invoke(main, ["stats", SLUG, "--json"]).output)
+    assert document == service.report(SLUG) | {"created_at": document["created_at"]}
+    assert sum(v["clicks"] for v in document["variants"]) == 1
+
+
+def test_stats_of_an_unknown_experiment_fails_clearly(runner, redis_client):
+    result = runner.invoke(main, ["stats", "no-such-story"])
+    assert result.exit_code != 0
+    assert "no experiment 'no-such-story'" in result.output
+
+
+def test_experiments_create_and_list(runner, redis_client, tmp_path):
+    toml = tmp_path / "budget.toml"
+    toml.write_text(
+        'slug = "budget-vote"\ntitle = "Budget"\n'
+        'headlines = ["Council passes budget", "Budget passes after late vote"]\n'
+        'body = """First paragraph.\n\nSecond paragraph."""\n'
+    )
+    created = runner.invoke(main, ["experiments", "create", str(toml)])
+    assert created.exit_code == 0, created.output
+    listed = runner.invoke(main, ["experiments", "list"])
+    assert "budget-vote\trunning" in listed.output and SLUG in listed.output
+    again = runner.invoke(main, ["experiments", "create", str(toml)])
+    assert again.exit_code != 0 and "exists already" in again.output
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"slug": "Bad Slug", "title": "", "headlines": ["One"], "body": "x"}))
+    invalid = runner.invoke(main, ["experiments", "create", str(bad)])
+    assert invalid.exit_code != 0
+    for field in ("slug:", "title:", "headlines:"):
+        assert field in invalid.output
+    broken = tmp_path / "broken.toml"
+    broken.write_text("slug = ")
+    assert "not valid TOML" in runner.invoke(main, ["experiments", "create", str(broken)]).output

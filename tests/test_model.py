@@ -1,0 +1,72 @@
+"""The seed story parser and experiment definitions."""
+
+from __future__ import annotations
+
+import pytest
+
+from abtest.model import Definition, InvalidExperiment, parse_story, seed_definition
+from helpers import HEADLINES
+
+
+def test_seed_story_parses_to_its_three_headlines_and_its_paragraphs():
+    seed = seed_definition()
+    assert seed.slug == "colombia-china"
+    assert seed.headlines == HEADLINES
+    assert seed.variant_ids == ("a", "b", "c")
+    assert len(seed.body) == 6
+    assert seed.body[2].startswith("“We look forward to fostering")
+    assert seed.body[0].startswith("Colombia’s President Gustavo Petro is in Beijing this week")
+    assert seed.body[-1].startswith("As President Petro meets with Chinese officials")
+    assert seed.body[-1].endswith("Latin American international relations.")
+    text = " ".join(seed.body)
+    for furniture in ("Video Poster", "Leave a Reply", "Akismet", "Back To Top", "Required fields"):
+        assert furniture not in text
+
+
+def test_seed_file_matches_the_shared_seed():
+    from pathlib import Path
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "seed" / "colombia-china.txt"
+    if not shared.exists():
+        pytest.skip("shared/ is not beside this checkout")
+    assert parse_story(shared.read_text("utf-8")) == (seed_definition().headlines, seed_definition().body)
+
+
+def definition(**changes):
+    fields = {
+        "slug": "budget-vote",
+        "title": "Budget vote",
+        "headlines": "Council passes budget\nBudget passes after late-night vote",
+        "body": "First paragraph.\n\nSecond paragraph,\ncontinued.",
+    }
+    fields.update(changes)
+    return Definition.from_mapping(fields)
+
+
+def test_definition_from_a_form():
+    made = definition()
+    assert made.headlines == ("Council passes budget", "Budget passes after late-night vote")
+    assert made.body == ("First paragraph.", "Second paragraph, continued.")
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"slug": "Not A Slug"}, "slug"),
+        ({"slug": ""}, "slug"),
+        ({"title": "  "}, "title"),
+        ({"headlines": "Only one"}, "headlines"),
+        ({"headlines": [f"Headline {i}" for i in range(27)]}, "headlines"),
+        ({"headlines": ["Same", "Same"]}, "headlines"),
+        ({"body": ""}, "body"),
+    ],
+)
+def test_invalid_definitions_name_the_field(changes, field):
+    with pytest.raises(InvalidExperiment) as raised:
+        definition(**changes)
+    assert field in raised.value.errors
+
+
+def test_twenty_six_headlines_are_allowed():
+    made = definition(headlines=[f"Headline {i}" for i in range(26)])
+    assert made.variant_ids[-1] == "z"

@@ -1,0 +1,108 @@
+"""RedisStore against a real Redis: atomic counts, series, de-duplication, scripts."""
+
+from __future__ import annotations
+
+import pytest
+
+from abtest import keys
+from abtest.model import Definition
+from abtest.store import RedisStore
+
+NOW = 1_790_000_000.0  # a fixed moment, so minute and hour buckets are known
+
+
+@pytest.fixture
+def store(redis_client) -> RedisStore:
+    store = RedisStore(redis_client, minute_ttl=7200, hour_ttl=86_400)
+    store.create(
+        Definition(slug="vote", title="Vote", headlines=("Yes", "No", "Maybe"), body=("Text.",)),
+        now=NOW,
+    )
+    return store
+
+
+def test_create_is_idempotent_and_never_resets_counts(store):
+    store.record_impressions([("vote", "a")], now=NOW)
+    again = Definition(slug="vote", title="Other", headlines=("X", "Y"), body=("Other.",))
+    assert store.create(again, now=NOW + 5) is False
+    experiment = store.get("vote")
+    assert experiment.definition.headlines == ("Yes", "No", "Maybe")
+    assert experiment.impressions == (1, 0, 0)
+    assert store.slugs() == ["vote"]
+
+
+def test_impression_returns_fresh_counts_and_status(store):
+    (first,) = store.record_impressions([("vote", "b")], now=NOW)
+    assert first.counted and first.status == "running" and first.winner is None
+    assert first.counts == {"i:b": 1}
+    (second,) = store.record_impressions([("vote", "b")], now=NOW)
+    assert second.counts == {"i:b": 2}
+
+
+def test_nothing_is_counted_unless_running(store):
+    store.set_status("vote", "paused", None, {"action": "pause"})
+    (paused,) = store.record_impressions([("vote", "a")], now=NOW)
+    assert not paused.counted and paused.status == "paused"
+    store.set_status("vote", "decided", "c", {"action": "decide"})
+    (decided,) = store.record_impressions([("vote", "a")], now=NOW)
+    assert decided.status == "decided" and decided.winner == "c"
+    assert store.get("vote").impressions == (0, 0, 0)
+    (missing,) = store.record_impressions([("nope", "a")], now=NOW)
+    assert missing.status == "" and not missing.counted
+
+
+def test_click_counts_once_per_visitor_and_never_past_impressions(store):
+    assert not store.record_click("vote", "a", "v1", 60, now=NOW).counted  # no impression yet
+    store.record_impressions([("vote", "a")], now=NOW)
+    assert store.record_click("vote", "a", "v1", 60, now=NOW).counted
+    assert not store.record_click("vote", "a", "v1", 60, now=NOW).counted  # once per visitor
+    assert not store.record_click("vote", "a", "v2", 60, now=NOW).counted  # clicks <= impressions
+    assert store.get("vote").clicks == (1, 0, 0)
+    ttl = store.redis.ttl(keys.clicked("vote", "v1"))
+    assert 0 < ttl <= 60  # de-duplication memory is bounded by the token lifetime
+
+
+def test_series_sum_to_totals_and_expire(store):
+    minutes = [NOW, NOW + 61, NOW + 125, NOW + 3700]
+    for index, moment in enumerate(minutes):
+        store.record_impressions([("vote", "abc"[index % 3])] * (index + 1), now=moment)
+    store.record_click("vote", "a", "v1", 60, now=NOW + 3700)
+    totals = store.get("vote")
+    for resolution in ("minute", "hour"):
+        points = store.series("vote", NOW - 60, NOW + 4000, resolution)
+        impressions = [sum(c.get(f"i:{v}", 0) for _, c in points) for v in "abc"]
+        clicks = [sum(c.get(f"c:{v}", 0) for _, c in points) for v in "abc"]
+        assert tuple(impressions) == totals.impressions
+        assert tuple(clicks) == totals.clicks
+    assert len(store.series("vote", NOW - 60, NOW + 4000, "minute")) == 4
+    assert len(store.series("vote", NOW - 60, NOW + 4000, "hour")) == 2
+    minute_key = keys.minute("vote", int(NOW) // 60)
+    assert 0 < store.redis.ttl(minute_key) <= 7200
+    assert 0 < store.redis.ttl(keys.hour("vote", int(NOW) // 3600)) <= 86_400
+    with pytest.raises(ValueError):
+        store.series("vote", NOW, NOW, "day")
+
+
+def test_scripts_survive_a_script_flush_without_double_counting(store):
+    store.record_impressions([("vote", "a")], now=NOW)
+    store.redis.script_flush()
+    results = store.record_impressions([("vote", "a"), ("vote", "b")], now=NOW)
+    assert [r.counted for r in results] == [True, True]
+    assert store.get("vote").impressions == (2, 1, 0)
+    store.redis.script_flush()
+    store.record_click("vote", "b", "v9", 60, now=NOW)
+    assert store.get("vote").clicks == (0, 1, 0)
+
+
+def test_status_change_is_conditional_and_audited(store):
+    assert store.set_status("vote", "decided", "b", {"action": "decide", "editor": "ed"}, expect="running")
+    assert not store.set_status("vote", "paused", None, {"action": "pause"}, expect="running")
+    assert store.get("vote").status == "decided" and store.get("vote").winner == "b"
+    assert [entry["action"] for entry in store.audit("vote")] == ["decide"]
+    assert not store.set_status("nope", "paused", None, {"action": "pause"})
+
+
+def test_keys_of_one_experiment_share_a_hash_tag():
+    for key in (keys.meta("x"), keys.counts("x"), keys.minute("x", 1), keys.hour("x", 1),
+                keys.clicked("x", "v"), keys.audit("x")):
+        assert key.startswith("abtest:{x}:")
