@@ -1,0 +1,27 @@
+"""The floor for the reader path: the least a Flask view over Redis can do.
+
+``/hincr`` makes one HINCRBY and renders a line of HTML; ``/hello`` touches
+nothing.  The harness runs this under the same gunicorn settings as the
+service, so the ratio service/floor is what abtest itself costs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import redis
+from flask import Flask
+
+app = Flask(__name__)
+_redis = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+
+
+@app.get("/hincr")
+def hincr():
+    count = _redis.hincrby("floor:{bench}:counts", "i:a", 1)
+    return f"<!doctype html><p>Headline number {count}</p>"
+
+
+@app.get("/hello")
+def hello():
+    return "<!doctype html><p>Hello</p>"
