@@ -284,6 +284,14 @@ class RedisStore:
         only for the calls Redis answered NOSCRIPT (after a restart or
         ``SCRIPT FLUSH``), re-running just those: nothing is counted twice.
         """
+        if len(calls) == 1:
+            # The common case, one experiment: a plain EVALSHA, no pipeline object.
+            ((call_keys, args),) = calls
+            try:
+                return [self.redis.execute_command("EVALSHA", script.sha, len(call_keys), *call_keys, *args)]
+            except NoScriptError:
+                self.redis.script_load(script.script)
+                return [self.redis.execute_command("EVALSHA", script.sha, len(call_keys), *call_keys, *args)]
         replies = self._pipeline_evalsha(script.sha, calls)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:

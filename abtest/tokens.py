@@ -1,17 +1,34 @@
 """Signed values a reader's browser carries: the visitor cookie and click tokens.
 
 Both are itsdangerous signatures under the service's secret key, with their
-own salts so one can never be passed off as the other.
+own salts so one can never be passed off as the other.  They sign a compact
+text payload with ``Signer`` / ``TimestampSigner`` directly rather than going
+through itsdangerous's JSON serializers: on the reader path that is 5 to 8
+times cheaper (no JSON, no zlib attempt, no base64 of the payload; see
+docs/performance.md), and every part of the payload is already URL- and
+cookie-safe:
+
+- visitor cookie: ``<visitor id>:<slug>=<variant>:<slug>=<variant>...``
+- click token:    ``<slug>:<variant>:<visitor id>`` plus a timestamp
+
+Visitor ids are ``secrets.token_urlsafe`` text, slugs are lowercase letters,
+digits and hyphens, variants are single letters: none contains ``:``, ``=``
+or ``.``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import secrets
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
 
 __all__ = ["Visitor", "VisitorCookies", "ClickToken", "ClickTokens", "InvalidToken", "ExpiredToken"]
+
+_VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
+_VARIANT = re.compile(r"^[a-z]$")
 
 
 class InvalidToken(ValueError):
@@ -42,21 +59,29 @@ class VisitorCookies:
     """Encodes a :class:`Visitor` into a signed cookie value and back."""
 
     def __init__(self, secret_key: str):
-        self._serializer = URLSafeSerializer(secret_key, salt="abtest.visitor")
+        self._signer = Signer(secret_key, salt="abtest.visitor")
 
     def dumps(self, visitor: Visitor) -> str:
-        return self._serializer.dumps([visitor.id, visitor.assignments])
+        parts = [visitor.id] + [f"{slug}={variant}" for slug, variant in visitor.assignments.items()]
+        return self._signer.sign(":".join(parts)).decode("ascii")
 
     def loads(self, value: str | None) -> Visitor | None:
         """The visitor, or None for a missing, forged or malformed cookie."""
         if not value:
             return None
         try:
-            visitor_id, assignments = self._serializer.loads(value)
-        except (BadSignature, ValueError, TypeError):
+            payload = self._signer.unsign(value).decode("ascii")
+        except (BadSignature, UnicodeError):
             return None
-        if not isinstance(visitor_id, str) or not isinstance(assignments, dict):
+        visitor_id, *pairs = payload.split(":")
+        if not _VISITOR_ID.match(visitor_id):
             return None
+        assignments = {}
+        for pair in pairs:
+            slug, _, variant = pair.partition("=")
+            if not (_SLUG.match(slug) and _VARIANT.match(variant)):
+                return None
+            assignments[slug] = variant
         return Visitor(id=visitor_id, assignments=assignments)
 
 
@@ -71,36 +96,31 @@ class ClickTokens:
     """Click tokens: which visitor was shown which variant of which experiment, and when."""
 
     def __init__(self, secret_key: str, max_age: int):
-        self._serializer = URLSafeTimedSerializer(secret_key, salt="abtest.click")
+        self._signer = TimestampSigner(secret_key, salt="abtest.click")
         self.max_age = max_age
 
     def dumps(self, token: ClickToken) -> str:
-        return self._serializer.dumps([token.slug, token.variant, token.visitor])
+        return self._signer.sign(f"{token.slug}:{token.variant}:{token.visitor}").decode("ascii")
 
     def loads(self, value: str) -> ClickToken:
         """Verify a token; raises :class:`InvalidToken` or :class:`ExpiredToken`."""
         try:
-            payload = self._serializer.loads(value, max_age=self.max_age)
+            payload = self._signer.unsign(value, max_age=self.max_age)
         except SignatureExpired as expired:
-            raise ExpiredToken("this link has expired", _parse(expired.payload, self)) from None
-        except (BadSignature, ValueError, TypeError):
+            raise ExpiredToken("this link has expired", _parse(expired.payload)) from None
+        except (BadSignature, UnicodeError):
             raise InvalidToken("this link is not valid") from None
-        token = _parse(payload, self)
+        token = _parse(payload)
         if token is None:
             raise InvalidToken("this link is not valid")
         return token
 
 
-def _parse(payload, tokens: ClickTokens) -> ClickToken | None:
-    if isinstance(payload, bytes):
-        try:
-            payload = tokens._serializer.load_payload(payload)
-        except BadSignature:
-            return None
-    if (
-        isinstance(payload, list)
-        and len(payload) == 3
-        and all(isinstance(part, str) for part in payload)
-    ):
-        return ClickToken(*payload)
+def _parse(payload: bytes | None) -> ClickToken | None:
+    try:
+        slug, variant, visitor = (payload or b"").decode("ascii").split(":")
+    except (UnicodeError, ValueError):
+        return None
+    if _SLUG.match(slug) and _VARIANT.match(variant) and _VISITOR_ID.match(visitor):
+        return ClickToken(slug, variant, visitor)
     return None
