@@ -17,7 +17,12 @@ def draws(impressions, clicks, n, seed):
 
 @pytest.mark.parametrize(
     "impressions, clicks",
-    [((0, 0, 0), (0, 0, 0)), ((500, 500, 500), (20, 20, 20)), ((10,) * 6, (3,) * 6)],
+    [
+        ((0, 0, 0), (0, 0, 0)),
+        ((500, 500, 500), (20, 20, 20)),
+        ((10,) * 6, (3,) * 6),
+        ((100,) * 26, (4,) * 26),  # many variants: the broadcast path
+    ],
 )
 def test_equal_posteriors_choose_uniformly(impressions, clicks):
     counts = draws(impressions, clicks, 6000, seed=20261129)
@@ -26,8 +31,11 @@ def test_equal_posteriors_choose_uniformly(impressions, clicks):
     assert counts.min() > 0
 
 
-def test_a_clear_leader_wins_the_large_majority():
-    counts = draws((5000, 5000, 5000), (100, 250, 100), 3000, seed=7)
+@pytest.mark.parametrize("variants", [3, 26])
+def test_a_clear_leader_wins_the_large_majority(variants):
+    clicks = [100] * variants
+    clicks[1] = 250
+    counts = draws([5000] * variants, clicks, 3000, seed=7)
     assert counts[1] / counts.sum() > 0.99
 
 
