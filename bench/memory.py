@@ -1,0 +1,101 @@
+"""Redis memory per experiment after 1,000,000 impressions and 20,000 clicks.
+
+    python bench/memory.py [--impressions 1000000] [--clicks 20000] [--hours 24]
+
+Starts a private redis-server, creates the seed experiment and counts the
+impressions and clicks through the real Lua scripts (RedisStore), spread
+evenly over ``--hours`` of simulated time so the per-minute and per-hour
+series fill as they would in a day of traffic.  Reports MEMORY USAGE per key
+family and the growth of ``used_memory``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from abtest.embedded import redis_server_executable  # noqa: E402
+from abtest.model import seed_definition  # noqa: E402
+from abtest.store import RedisStore  # noqa: E402
+
+START = 1_790_000_000.0
+BATCH = 2000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--impressions", type=int, default=1_000_000)
+    parser.add_argument("--clicks", type=int, default=20_000)
+    parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--click-ttl", type=int, default=86_400)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="abtest-memory-"))
+    socket = work / "redis.sock"
+    server = subprocess.Popen(
+        [redis_server_executable(), "--port", "0", "--unixsocket", str(socket), "--save", "",
+         "--appendonly", "no", "--dir", str(work)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(unix_socket_path=str(socket), decode_responses=True)
+        for _ in range(200):
+            with contextlib.suppress(redis.ConnectionError, FileNotFoundError):
+                client.ping()
+                break
+            time.sleep(0.05)
+        store = RedisStore(client, minute_ttl=2 * 86_400, hour_ttl=90 * 86_400)
+        baseline = int(client.info("memory")["used_memory"])
+        definition = seed_definition()
+        store.create(definition, now=START)
+        variants = definition.variant_ids
+        span = args.hours * 3600
+        started = time.perf_counter()
+        for first in range(0, args.impressions, BATCH):
+            numbers = range(first, min(first + BATCH, args.impressions))
+            moment = START + span * first / args.impressions
+            store.record_impressions([(definition.slug, variants[n % 3]) for n in numbers], now=moment)
+        click_every = max(1, args.impressions // max(args.clicks, 1))
+        for number in range(args.clicks):
+            moment = START + span * number * click_every / args.impressions
+            store.record_click(definition.slug, variants[number % 3], f"visitor{number}", args.click_ttl, now=moment)
+        elapsed = time.perf_counter() - started
+
+        families: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for key in client.scan_iter(match="abtest:*", count=5000):
+            family = key.split(":")[2] if key.count(":") >= 2 else key
+            family = {"m": "per-minute series", "h": "per-hour series", "clicked": "click de-duplication"}.get(family, family)
+            families[family][0] += 1
+            families[family][1] += int(client.memory_usage(key, samples=0) or 0)
+        used = int(client.info("memory")["used_memory"]) - baseline
+        experiment = store.get(definition.slug)
+    finally:
+        server.terminate()
+        server.wait()
+
+    print(f"{sum(experiment.impressions):,} impressions and {sum(experiment.clicks):,} clicks "
+          f"over {args.hours:g} h, counted in {elapsed:.1f} s\n")
+    print("| key family | keys | bytes (MEMORY USAGE) |")
+    print("| --- | ---: | ---: |")
+    total = 0
+    for family, (count, size) in sorted(families.items(), key=lambda item: -item[1][1]):
+        total += size
+        print(f"| {family} | {count:,} | {size:,} |")
+    print(f"| all keys of the experiment | {sum(c for c, _ in families.values()):,} | {total:,} |")
+    print(f"\nused_memory growth: {used:,} bytes ({used / 2**20:.1f} MiB)")
+    print(f"click de-duplication: {families['click de-duplication'][1] / max(args.clicks, 1):.0f} bytes per click,"
+          f" each expiring after {args.click_ttl} s (ABTEST_CLICK_TOKEN_TTL)")
+
+
+if __name__ == "__main__":
+    main()
