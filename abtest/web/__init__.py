@@ -13,8 +13,6 @@ def register(app: Flask) -> None:
     app.register_blueprint(reader.blueprint)
     app.register_blueprint(api.blueprint)
     errors.register(app)
-    try:
-        from dashboard import blueprint as dashboard_blueprint
-    except ImportError:  # the dashboard is optional for the reader path
-        return
-    app.register_blueprint(dashboard_blueprint, url_prefix="/dashboard")
+    from dashboard import init_app
+
+    init_app(app)

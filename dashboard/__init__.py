@@ -1,0 +1,39 @@
+"""The editor dashboard: a Flask blueprint mounted at ``/dashboard``.
+
+``init_app(app)`` registers it and turns on Flask-WTF's ``CSRFProtect`` for
+the whole app, so every POST anywhere needs a valid token (a future POST API
+authenticated by a Bearer token must be exempted with ``csrf.exempt``).
+
+App config it reads (all optional):
+
+``DASHBOARD_REFRESH_SECONDS``
+    How often an open page fetches fresh numbers (default 5 s); a page's
+    ``?every=`` overrides it (0.5 to 300 s).
+``DASHBOARD_ALPHA``
+    Significance level for the verdicts (default 0.05).
+``WTF_CSRF_TIME_LIMIT``
+    A form's token lifetime; 12 hours here (Flask-WTF's default is one hour),
+    so an editor can leave the page open all morning and still click Pause.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from .auth import Editors
+from .views import blueprint
+
+__all__ = ["init_app", "blueprint"]
+
+
+def init_app(app: Flask) -> None:
+    """Register the dashboard and CSRF protection on ``app`` (built by ``create_app``)."""
+    app.config.setdefault("DASHBOARD_REFRESH_SECONDS", 5.0)
+    app.config.setdefault("DASHBOARD_ALPHA", 0.05)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
+    if "csrf" not in app.extensions:
+        CSRFProtect(app)
+    settings = app.extensions["abtest"]["settings"]
+    app.extensions["dashboard"] = {"editors": Editors(settings)}
+    app.register_blueprint(blueprint, url_prefix="/dashboard")

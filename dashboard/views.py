@@ -1,0 +1,576 @@
+"""The dashboard's routes: sign-in, the experiments list, one experiment live,
+the editor actions, the new-experiment form, exports and the JSON the live
+page polls.
+
+Every route but sign-in and the static files needs a signed-in editor
+(``session["editor"]``): pages redirect to the sign-in form, JSON under
+``/dashboard/api/`` answers 401.  Every POST carries a CSRF token (Flask-WTF's
+``CSRFProtect``, set up in :func:`dashboard.init_app`).  The dashboard reads
+and acts only through :class:`abtest.service.Service`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from abtest import verdicts
+from abtest.model import Definition, InvalidExperiment
+from abtest.service import ActionRefused, Service, UnknownExperiment
+
+from . import charts, present
+from .auth import Editors, safe_next
+
+blueprint = Blueprint(
+    "dashboard",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+
+#: Paths under /dashboard/ that can't be experiment slugs.
+RESERVED_SLUGS = frozenset({"new", "login", "logout", "api", "static"})
+PUBLIC_ENDPOINTS = frozenset({"dashboard.login", "dashboard.static"})
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+# -- plumbing ------------------------------------------------------------------
+
+
+def _service() -> Service:
+    return current_app.extensions["abtest"]["service"]
+
+
+def _editors() -> Editors:
+    return current_app.extensions["dashboard"]["editors"]
+
+
+def _config(name: str):
+    return current_app.config[name]
+
+
+def _is_api() -> bool:
+    """The JSON endpoints under /dashboard/api/ (401 and JSON errors, never redirects)."""
+    return (request.endpoint or "").startswith("dashboard.api_")
+
+
+@blueprint.before_request
+def _require_editor():
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    editor = session.get("editor")
+    if editor and _editors().exists(editor):
+        g.editor = editor
+        return None
+    if editor:  # the account was removed since sign-in
+        session.pop("editor", None)
+    if _is_api():
+        return jsonify(error="sign in to the dashboard first"), 401
+    target = request.full_path if request.query_string else request.path
+    code = 302 if request.method in ("GET", "HEAD") else 303
+    return redirect(url_for("dashboard.login", next=target), code=code)
+
+
+@blueprint.after_request
+def _headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint != "dashboard.static":
+        response.headers["Cache-Control"] = "no-store"
+        response.vary.add("Cookie")
+    return response
+
+
+@blueprint.errorhandler(CSRFError)
+def _csrf_error(error: CSRFError):
+    current_app.logger.warning("refused %s %s: %s", request.method, request.path, error.description)
+    if _is_api():
+        return jsonify(error="missing or invalid CSRF token"), 400
+    return (
+        render_template(
+            "dashboard_message.html",
+            title="This form has expired",
+            message=(
+                "The form was not sent from an open dashboard page, or it is too old. "
+                "Nothing was changed. Go back, reload the page and try again."
+            ),
+        ),
+        400,
+    )
+
+
+@blueprint.errorhandler(HTTPException)
+def _http_error(error: HTTPException):
+    code = error.code or 500
+    if _is_api():
+        return jsonify(error=error.description or error.name), code
+    return (
+        render_template("dashboard_message.html", title=error.name, message=error.description),
+        code,
+    )
+
+
+def _every() -> str | None:
+    """``?every=`` (seconds between live updates), kept across the dashboard's links."""
+    raw = request.args.get("every")
+    try:
+        seconds = float(raw) if raw else math.nan
+    except ValueError:
+        return None
+    return f"{min(max(seconds, 0.5), 300.0):g}" if math.isfinite(seconds) else None
+
+
+def _refresh_seconds() -> float:
+    """How often the live page polls: ``?every=`` (0.5 to 300 s) or the app setting."""
+    chosen = _every()
+    return float(chosen) if chosen else float(_config("DASHBOARD_REFRESH_SECONDS"))
+
+
+@blueprint.context_processor
+def _template_context() -> dict:
+    return {"every": _every(), "editor": g.get("editor")}
+
+
+def _alpha() -> float:
+    return float(_config("DASHBOARD_ALPHA"))
+
+
+def _experiment_or_404(slug: str):
+    try:
+        return _service().fresh(slug)
+    except UnknownExperiment:
+        abort(404, description=f"There is no experiment {slug!r}.")
+
+
+def _back_to(slug: str):
+    return redirect(url_for("dashboard.experiment", slug=slug, every=_every()), code=303)
+
+
+# -- sign-in -------------------------------------------------------------------
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    default = url_for("dashboard.index")
+    target = safe_next(request.values.get("next"), default)
+    if session.get("editor") and _editors().exists(session["editor"]):
+        return redirect(target)
+    error = None
+    username = ""
+    status = 200
+    if request.method == "POST":
+        username = request.form.get("username", "").strip()
+        password = request.form.get("password", "")
+        if username and password and _editors().check(username, password):
+            session.clear()  # a fresh session (and CSRF secret) for the signed-in editor
+            session["editor"] = username
+            current_app.logger.info("editor %s signed in", username)
+            return redirect(target, code=303)
+        error = "That user name and password don't match an editor account."
+        status = 401
+    response = render_template(
+        "dashboard_login.html",
+        error=error,
+        username=username,
+        next=target if target != default else "",
+        configured=_editors().configured,
+    )
+    # 401 with a form to fill in: there's no HTTP auth scheme to name.
+    headers = {"WWW-Authenticate": 'FormBased realm="abtest dashboard"'} if status == 401 else {}
+    return response, status, headers
+
+
+@blueprint.post("/logout")
+def logout():
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("dashboard.login"), code=303)
+
+
+# -- the experiments list ----------------------------------------------------------
+
+
+def _listing() -> dict:
+    service = _service()
+    now = service.clock()
+    rows = [
+        present.listing_row(service.report(e.slug, alpha=_alpha(), experiment=e), now)
+        for e in service.experiments()
+    ]
+    return {"rows": rows, "updated_at": now}
+
+
+@blueprint.get("/")
+def index():
+    listing = _listing()
+    return render_template(
+        "dashboard_index.html",
+        listing=listing,
+        updated=present.clock(listing["updated_at"]),
+        refresh_seconds=_refresh_seconds(),
+    )
+
+
+@blueprint.get("/api/experiments")
+def api_experiments():
+    listing = _listing()
+    html = render_template("dashboard_part_list.html", listing=listing)
+    return jsonify(
+        updated_at=present.iso(listing["updated_at"]),
+        updated_at_text=present.clock(listing["updated_at"]),
+        experiments=[
+            {k: v for k, v in row.items() if k != "verdict"} | {"verdict": row["verdict"]["text"]}
+            for row in listing["rows"]
+        ],
+        fragments={"list": html},
+    )
+
+
+# -- one experiment --------------------------------------------------------------
+
+
+def _page_model(slug: str) -> dict:
+    """Everything the experiment page shows, read now."""
+    service = _service()
+    experiment = _experiment_or_404(slug)
+    report = service.report(slug, alpha=_alpha(), experiment=experiment)
+    report.setdefault("alpha", _alpha())
+    series = service.series(slug)
+    now = service.clock()
+    retention = (
+        service.store.minute_ttl if series["resolution"] == "minute" else service.store.hour_ttl
+    )
+    timeline = charts.build_timeline(
+        series,
+        created_at=experiment.created_at,
+        now=now,
+        counting=experiment.status != "decided",
+        totals=(experiment.impressions, experiment.clicks),
+        window_start=now - retention,
+    )
+    labels = [verdicts.label(v) for v in experiment.variant_ids]
+    headlines = list(experiment.definition.headlines)
+    return {
+        "experiment": experiment,
+        "report": report,
+        "rows": present.variant_rows(report),
+        "verdict": present.verdict_view(report),
+        "tests": present.tests_view(report),
+        "audit": present.audit_rows(service.audit(slug, limit=50)),
+        "charts": {
+            "ctr": charts.ctr_chart(timeline, labels, alpha=report["alpha"], headlines=headlines),
+            "share": charts.share_chart(timeline, labels),
+            "posterior": charts.posterior_chart(experiment.impressions, experiment.clicks, labels),
+        },
+        "level": present.level(report),
+        "age": present.age(now - experiment.created_at),
+        "started": present.utc(experiment.created_at),
+        "updated_at": now,
+        "updated": present.clock(now),
+    }
+
+
+FRAGMENTS = {
+    "summary": "dashboard_part_summary.html",
+    "table": "dashboard_part_table.html",
+    "tests": "dashboard_part_tests.html",
+    "charts": "dashboard_part_charts.html",
+    "audit": "dashboard_part_audit.html",
+}
+
+
+@blueprint.get("/<slug>")
+def experiment(slug: str):
+    model = _page_model(slug)
+    return render_template(
+        "dashboard_experiment.html",
+        m=model,
+        refresh_seconds=_refresh_seconds(),
+    )
+
+
+@blueprint.get("/api/experiments/<slug>")
+def api_experiment(slug: str):
+    """The live page's data: the stats document and the re-rendered fragments."""
+    model = _page_model(slug)
+    fragments = {name: render_template(template, m=model) for name, template in FRAGMENTS.items()}
+    return jsonify(
+        experiment=slug,
+        status=model["experiment"].status,
+        winner=model["experiment"].winner,
+        updated_at=present.iso(model["updated_at"]),
+        updated_at_text=model["updated"],
+        verdict=model["verdict"]["text"],
+        report=model["report"],
+        fragments=fragments,
+    )
+
+
+# -- editor actions --------------------------------------------------------------
+
+
+@blueprint.route("/<slug>/decide", methods=["GET", "POST"])
+def decide(slug: str):
+    service = _service()
+    experiment = _experiment_or_404(slug)
+    variant = (request.values.get("variant") or "").strip().lower()
+    if request.method == "POST":
+        if variant not in experiment.variant_ids:
+            flash("Pick one of the headlines to make the winner.", "error")
+            return _back_to(slug)
+        try:
+            decided = service.decide(slug, variant, g.editor)
+        except ActionRefused as refused:
+            flash(f"Nothing changed: {refused}.", "error")
+            return _back_to(slug)
+        flash(
+            f"{verdicts.label(variant)} is the winner. Every reader now gets "
+            f"“{decided.definition.headline(variant)}”.",
+            "success",
+        )
+        return _back_to(slug)
+
+    report = service.report(slug, alpha=_alpha(), experiment=experiment)
+    report.setdefault("alpha", _alpha())
+    leader = verdicts.leader(report)
+    if variant not in experiment.variant_ids:
+        variant = experiment.variant_ids[leader if leader is not None else 0]
+    index = experiment.variant_ids.index(variant)
+    beaten, open_ = present.significance(report, index)
+    rows = present.variant_rows(report)
+    return render_template(
+        "dashboard_decide.html",
+        experiment=experiment,
+        report=report,
+        rows=rows,
+        chosen=rows[index],
+        verdict=present.verdict_view(report),
+        significant=bool(beaten) and not open_,
+        beaten=beaten,
+        open_text=present.join_words(open_),
+        beaten_text=present.join_words([name for name, _ in beaten]),
+        alpha_text=f"{100 * report['alpha']:g}%",
+        leader=rows[leader] if leader is not None else None,
+        level=present.level(report),
+        refresh_seconds=_refresh_seconds(),
+    )
+
+
+def _action(slug: str, act, done: str):
+    _experiment_or_404(slug)
+    try:
+        act(slug, g.editor)
+    except ActionRefused as refused:
+        flash(f"Nothing changed: {refused}.", "error")
+    else:
+        flash(done, "success")
+    return _back_to(slug)
+
+
+@blueprint.post("/<slug>/pause")
+def pause(slug: str):
+    return _action(
+        slug,
+        _service().pause,
+        "Paused. Every reader gets headline A and nothing is counted until you resume.",
+    )
+
+
+@blueprint.post("/<slug>/resume")
+def resume(slug: str):
+    return _action(slug, _service().resume, "Resumed. New readers are being tested again.")
+
+
+@blueprint.post("/<slug>/reopen")
+def reopen(slug: str):
+    return _action(
+        slug,
+        _service().reopen,
+        "Reopened. The winner is cleared and new readers are being tested again.",
+    )
+
+
+# -- new experiments ---------------------------------------------------------------
+
+
+@blueprint.route("/new", methods=["GET", "POST"])
+def new():
+    values = {"slug": "", "title": "", "headlines": "", "body": ""}
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        values = {field: request.form.get(field, "") for field in values}
+        headlines = [line.strip() for line in values["headlines"].splitlines() if line.strip()]
+        data = {
+            "slug": values["slug"].strip().lower(),
+            "title": values["title"],
+            "headlines": headlines,
+            "body": values["body"],
+        }
+        try:
+            definition = Definition.from_mapping(data)
+        except InvalidExperiment as invalid:
+            errors = dict(invalid.errors)
+        else:
+            if definition.slug in RESERVED_SLUGS:
+                errors["slug"] = f"“{definition.slug}” is a dashboard address; choose another slug"
+            elif not _service().create(definition):
+                errors["slug"] = f"“{definition.slug}” is taken by another experiment"
+            else:
+                current_app.logger.info("editor %s created %s", g.editor, definition.slug)
+                flash(
+                    f"Created with {len(definition.headlines)} headlines. "
+                    "Readers are being tested from now on.",
+                    "success",
+                )
+                return redirect(url_for("dashboard.experiment", slug=definition.slug), code=303)
+        status = 422
+    return (
+        render_template("dashboard_new.html", values=values, errors=errors),
+        status,
+    )
+
+
+# -- exports -------------------------------------------------------------------------
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M", time.gmtime(_service().clock()))
+
+
+def _download(body: str, slug: str, what: str, extension: str, mimetype: str) -> Response:
+    response = Response(body, mimetype=mimetype)
+    filename = f"{slug}-{what}-{_stamp()}.{extension}"
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _cell(text: str) -> str:
+    """A text cell a spreadsheet won't run as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _resolution() -> str | None:
+    chosen = request.args.get("resolution")
+    if chosen not in (None, "minute", "hour"):
+        abort(400, description="resolution must be minute or hour")
+    return chosen
+
+
+@blueprint.get("/<slug>/counts.csv")
+def export_counts_csv(slug: str):
+    experiment = _experiment_or_404(slug)
+    report = _service().report(slug, alpha=_alpha(), experiment=experiment)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(
+        [
+            "variant",
+            "headline",
+            "impressions",
+            "clicks",
+            "ctr",
+            "ctr_low",
+            "ctr_high",
+            "allocation",
+            "prob_best",
+            "expected_loss_per_1000",
+        ]
+    )
+    for row in report["variants"]:
+        low, high = row.get("ctr_ci") or (None, None)
+        writer.writerow(
+            [
+                row["id"],
+                _cell(row["headline"]),
+                row["impressions"],
+                row["clicks"],
+                _number(row["ctr"]),
+                _number(low),
+                _number(high),
+                _number(row.get("allocation")),
+                _number(row.get("prob_best")),
+                _number(None if row.get("expected_loss") is None else 1000 * row["expected_loss"]),
+            ]
+        )
+    return _download(out.getvalue(), slug, "counts", "csv", "text/csv")
+
+
+def _number(value) -> str:
+    return "" if value is None else repr(float(value))
+
+
+@blueprint.get("/<slug>/series.csv")
+def export_series_csv(slug: str):
+    experiment = _experiment_or_404(slug)
+    series = _service().series(slug, resolution=_resolution())
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(
+        [
+            "interval_start_utc",
+            "interval_start_unix",
+            "interval_seconds",
+            "variant",
+            "headline",
+            "impressions",
+            "clicks",
+        ]
+    )
+    for point in series["points"]:
+        start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(point["t"]))
+        for index, variant in enumerate(series["variants"]):
+            writer.writerow(
+                [
+                    start,
+                    point["t"],
+                    series["interval_seconds"],
+                    variant,
+                    _cell(experiment.definition.headline(variant)),
+                    point["impressions"][index],
+                    point["clicks"][index],
+                ]
+            )
+    return _download(out.getvalue(), slug, f"series-{series['resolution']}", "csv", "text/csv")
+
+
+@blueprint.get("/<slug>/export.json")
+def export_json(slug: str):
+    service = _service()
+    experiment = _experiment_or_404(slug)
+    document = {
+        "exported_at": present.iso(service.clock()),
+        "stats": service.report(slug, alpha=_alpha(), experiment=experiment),
+        "series": service.series(slug, resolution=_resolution()),
+        "audit": service.audit(slug),
+    }
+    body = json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False)
+    return _download(body + "\n", slug, "export", "json", "application/json")

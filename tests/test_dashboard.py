@@ -1,0 +1,745 @@
+"""The editor dashboard: sign-in, CSRF, the pages, the editor actions, the
+new-experiment form, exports and the over-time series, against a real Redis.
+
+Reader traffic goes through the real reader endpoints (``/`` and ``/c/``).
+CSRF protection stays on: tokens are read from the rendered forms.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from helpers import HEADLINES, SLUG, story_headline, teasers, totals
+from werkzeug.security import generate_password_hash
+
+from abtest import create_app
+from dashboard import charts
+from dashboard.auth import safe_next
+
+BROWSER = {
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
+}
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+PASSWORD = "correct horse"
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+def csrf_token(client, path: str = "/dashboard/login") -> str:
+    response = client.get(path)
+    assert response.status_code == 200, (path, response.status_code)
+    return TOKEN.search(response.text).group(1)
+
+
+def sign_in(client, username: str = "editor", password: str = PASSWORD):
+    token = csrf_token(client)
+    return client.post(
+        "/dashboard/login",
+        data={"username": username, "password": password, "csrf_token": token},
+    )
+
+
+def signed_in_as(client) -> str | None:
+    with client.session_transaction() as session:
+        return session.get("editor")
+
+
+@pytest.fixture
+def editor(client):
+    response = sign_in(client)
+    assert response.status_code == 303
+    assert signed_in_as(client) == "editor"
+    return client
+
+
+def reader_traffic(new_client, visitors: int, click_every: int = 3) -> None:
+    """New visitors on the front page; every ``click_every``-th clicks its headline."""
+    for number in range(visitors):
+        browser = new_client()
+        ((link, _),) = teasers(browser.get("/", headers=BROWSER).data)
+        if number % click_every == 0:
+            assert browser.get(link, headers=BROWSER).status_code == 303
+
+
+def status_of(service, slug: str = SLUG) -> tuple[str, str | None]:
+    experiment = service.store.get(slug)
+    return experiment.status, experiment.winner
+
+
+def post_action(client, action: str, slug: str = SLUG, **data):
+    token = csrf_token(client, f"/dashboard/{slug}")
+    return client.post(f"/dashboard/{slug}/{action}", data={"csrf_token": token, **data})
+
+
+def cell(html: str, element_id: str) -> str:
+    """The text of the table cell with this id."""
+    return re.search(rf'<td [^>]*id="{element_id}"[^>]*>([^<]*)</td>', html).group(1)
+
+
+def parse_csv(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+# -- refused without a session ---------------------------------------------------------
+
+PAGES = [
+    "/dashboard/",
+    "/dashboard/new",
+    f"/dashboard/{SLUG}",
+    f"/dashboard/{SLUG}/decide",
+    f"/dashboard/{SLUG}/decide?variant=b",
+    f"/dashboard/{SLUG}/counts.csv",
+    f"/dashboard/{SLUG}/series.csv",
+    f"/dashboard/{SLUG}/export.json",
+    "/dashboard/no-such-story",
+]
+APIS = [
+    "/dashboard/api/experiments",
+    f"/dashboard/api/experiments/{SLUG}",
+    "/dashboard/api/experiments/no-such-story",
+]
+ACTIONS = [
+    f"/dashboard/{SLUG}/decide",
+    f"/dashboard/{SLUG}/pause",
+    f"/dashboard/{SLUG}/resume",
+    f"/dashboard/{SLUG}/reopen",
+    "/dashboard/new",
+    "/dashboard/logout",
+]
+
+
+def test_every_dashboard_route_is_covered_by_these_tests(app):
+    """A new route can't slip past the refusal tests below."""
+    covered = {path.split("?")[0] for path in PAGES + APIS + ACTIONS}
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("dashboard.") or rule.endpoint in (
+            "dashboard.login",
+            "dashboard.static",
+        ):
+            continue
+        path = rule.rule.replace("<slug>", SLUG)
+        assert path in covered, f"{rule.rule} has no refusal test"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_redirect_to_sign_in_without_a_session(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert location.path == "/dashboard/login"
+    assert parse_qs(location.query)["next"] == [path]
+
+
+@pytest.mark.parametrize("path", APIS)
+def test_dashboard_api_answers_401_without_a_session(client, path):
+    response = client.get(path)
+    assert response.status_code == 401
+    assert response.is_json and "sign in" in response.json["error"]
+    assert "variants" not in response.text
+
+
+@pytest.mark.parametrize("path", ACTIONS)
+def test_actions_without_a_session_change_nothing(client, service, path):
+    # Without a token: 400 from CSRF protection.
+    assert client.post(path, data={"variant": "b"}).status_code == 400
+    # With a genuine token from the sign-in page, but not signed in: sent to sign in.
+    token = csrf_token(client)
+    response = client.post(
+        path,
+        data={
+            "variant": "b",
+            "csrf_token": token,
+            "slug": "sneaky",
+            "title": "T",
+            "headlines": "x\ny",
+            "body": "z",
+        },
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/dashboard/login")
+    assert status_of(service) == ("running", None)
+    assert service.audit(SLUG) == []
+    assert service.store.get("sneaky") is None
+
+
+def test_a_reader_with_a_visitor_cookie_is_not_an_editor(client, service):
+    client.get("/", headers=BROWSER)
+    assert client.get("/dashboard/").status_code == 302
+    assert client.get(f"/dashboard/api/experiments/{SLUG}").status_code == 401
+    assert client.get(f"/api/v1/experiments/{SLUG}/stats").status_code == 401
+
+
+def test_a_forged_session_cookie_is_refused(client):
+    client.set_cookie("session", "eyJlZGl0b3IiOiJlZGl0b3IifQ.forged.signature")
+    assert client.get("/dashboard/").status_code == 302
+    assert client.get("/dashboard/api/experiments").status_code == 401
+
+
+def test_static_files_and_sign_in_page_need_no_session(client):
+    for name in ("dashboard.css", "dashboard.js", "favicon.svg"):
+        with client.get(f"/dashboard/static/{name}") as response:  # closes the file
+            assert response.status_code == 200
+    page = client.get("/dashboard/login")
+    assert page.status_code == 200
+    assert 'name="password"' in page.text and TOKEN.search(page.text)
+
+
+# -- signing in and out ------------------------------------------------------------------
+
+
+def test_sign_in_then_the_stats_api_works_with_the_session(client):
+    assert client.get(f"/api/v1/experiments/{SLUG}/stats").status_code == 401
+    response = sign_in(client)
+    assert response.status_code == 303 and response.headers["Location"] == "/dashboard/"
+    stats = client.get(f"/api/v1/experiments/{SLUG}/stats")
+    assert stats.status_code == 200
+    assert stats.json["experiment"] == SLUG
+    assert [row["headline"] for row in stats.json["variants"]] == list(HEADLINES)
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        ("editor", "wrong horse"),
+        ("editor", ""),
+        ("nobody", PASSWORD),
+        ("", PASSWORD),
+        ("Editor", PASSWORD),
+    ],
+)
+def test_bad_sign_in_is_refused(client, username, password):
+    response = sign_in(client, username, password)
+    assert response.status_code == 401
+    assert "match an editor account" in response.text
+    assert signed_in_as(client) is None
+    assert client.get("/dashboard/").status_code == 302
+
+
+def test_sign_in_page_explains_when_no_editor_is_configured(settings, redis_client):
+    bare = dataclasses.replace(settings, editor_user=None, editor_password_hash=None)
+    app = create_app(bare, redis=redis_client)
+    try:
+        client = app.test_client()
+        assert "No editor accounts are set up yet" in client.get("/dashboard/login").text
+        assert sign_in(client, "editor", PASSWORD).status_code == 401
+    finally:
+        app.extensions["abtest"]["service"].stop()
+
+
+def test_session_cookie_is_httponly_and_samesite(client):
+    response = sign_in(client)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_sign_in_returns_to_the_page_asked_for(client):
+    first = client.get(f"/dashboard/{SLUG}?every=2")
+    target = first.headers["Location"]
+    page = client.get(target)
+    token = TOKEN.search(page.text).group(1)
+    assert 'name="next" value="/dashboard/colombia-china?every=2"' in page.text
+    response = client.post(
+        "/dashboard/login",
+        data={
+            "username": "editor",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": f"/dashboard/{SLUG}?every=2",
+        },
+    )
+    assert response.headers["Location"] == f"/dashboard/{SLUG}?every=2"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "/dashboard\n/x",
+        "",
+    ],
+)
+def test_sign_in_never_redirects_off_site(client, target):
+    token = csrf_token(client)
+    response = client.post(
+        "/dashboard/login",
+        data={"username": "editor", "password": PASSWORD, "csrf_token": token, "next": target},
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/dashboard/"
+    assert safe_next(target, "/d") == "/d"
+
+
+def test_sign_out_ends_the_session(editor):
+    token = csrf_token(editor, "/dashboard/")
+    response = editor.post("/dashboard/logout", data={"csrf_token": token})
+    assert response.status_code == 303
+    assert signed_in_as(editor) is None
+    assert editor.get("/dashboard/").status_code == 302
+
+
+def test_editors_from_the_users_file(settings, redis_client, tmp_path):
+    users = tmp_path / "editors"
+    alice = generate_password_hash("alice's secret", method="pbkdf2:sha256:1000")
+    users.write_text(f"# newsroom editors\n\nalice:{alice}\nnot a user line\nbob:\n")
+    app = create_app(dataclasses.replace(settings, users_file=users), redis=redis_client)
+    app.config["TESTING"] = True
+    try:
+        client = app.test_client()
+        assert sign_in(client, "alice", "alice's secret").status_code == 303
+        assert signed_in_as(client) == "alice"
+        assert sign_in(app.test_client(), "bob", "").status_code == 401
+        # The editor from the environment still works alongside the file.
+        assert sign_in(app.test_client(), "editor", PASSWORD).status_code == 303
+        assert client.get("/dashboard/").status_code == 200
+        # Removing alice from the file ends her open session at the next request.
+        users.write_text("# alice has left\n")
+        assert client.get("/dashboard/").status_code == 302
+        assert client.get("/dashboard/api/experiments").status_code == 401
+    finally:
+        app.extensions["abtest"]["service"].stop()
+
+
+# -- CSRF ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", [None, "", "forged-token", "IjQ2YzE.Zm9v.YmFy"])
+@pytest.mark.parametrize("action", ["pause", "decide"])
+def test_a_missing_or_forged_csrf_token_changes_nothing(editor, service, token, action):
+    data = {"variant": "b"}
+    if token is not None:
+        data["csrf_token"] = token
+    response = editor.post(f"/dashboard/{SLUG}/{action}", data=data)
+    assert response.status_code == 400
+    assert "Nothing was changed" in response.text and "Traceback" not in response.text
+    assert status_of(service) == ("running", None)
+    assert service.audit(SLUG) == []
+
+
+def test_a_token_from_another_session_is_refused(editor, new_client, service):
+    other = new_client()
+    sign_in(other)
+    token = csrf_token(other, f"/dashboard/{SLUG}")
+    response = editor.post(f"/dashboard/{SLUG}/pause", data={"csrf_token": token})
+    assert response.status_code == 400
+    assert status_of(service) == ("running", None)
+
+
+def test_sign_in_sign_out_and_create_need_a_token(client, service):
+    response = client.post("/dashboard/login", data={"username": "editor", "password": PASSWORD})
+    assert response.status_code == 400 and signed_in_as(client) is None
+    sign_in(client)
+    response = client.post(
+        "/dashboard/new",
+        data={"slug": "no-token", "title": "T", "headlines": "One\nTwo", "body": "Text."},
+    )
+    assert response.status_code == 400
+    assert service.store.get("no-token") is None
+    assert client.post("/dashboard/logout").status_code == 400
+    assert signed_in_as(client) == "editor"
+
+
+# -- the pages ---------------------------------------------------------------------------
+
+
+def test_experiments_list_shows_status_leader_counts_and_verdict(editor, new_client, service):
+    reader_traffic(new_client, 12, click_every=2)
+    page = editor.get("/dashboard/")
+    assert page.status_code == 200
+    impressions, clicks = totals(service)
+    assert "Running" in page.text
+    assert f">{sum(impressions):,}<" in page.text and f">{sum(clicks):,}<" in page.text
+    assert re.search(r"(leads; not yet significant|is better than)", page.text)
+    report = service.report(SLUG)
+    leader = max(report["variants"], key=lambda row: row["prob_best"])
+    assert leader["headline"] in page.text
+    data = editor.get("/dashboard/api/experiments").json
+    (row,) = data["experiments"]
+    assert row["slug"] == SLUG and row["status"] == "running"
+    assert row["impressions"] == f"{sum(impressions):,}"
+    assert "list" in data["fragments"]
+
+
+def test_experiment_page_renders_table_tests_and_charts_without_javascript(
+    editor, new_client, service
+):
+    reader_traffic(new_client, 15, click_every=2)
+    page = editor.get(f"/dashboard/{SLUG}")
+    assert page.status_code == 200
+    impressions, clicks = totals(service)
+    for index, variant in enumerate("abc"):
+        assert cell(page.text, f"impressions-{variant}") == f"{impressions[index]:,}"
+        assert cell(page.text, f"clicks-{variant}") == f"{clicks[index]:,}"
+        assert HEADLINES[index] in page.text
+    assert cell(page.text, "impressions-total") == f"{sum(impressions):,}"
+    assert "95% interval" in page.text and "clicks per 1,000 readers" in page.text
+    assert "P(best)" in page.text and "Share of traffic" in page.text
+    assert "Pearson chi-square" in page.text and "Holm" in page.text
+    for chart in ("chart-ctr", "chart-share", "chart-posterior"):
+        assert f'<svg class="chart" id="{chart}"' in page.text
+    assert "Time (UTC)" in page.text and "Click-through rate" in page.text
+    assert "Probability density" in page.text and "Share of new readers" in page.text
+    assert "<script src=" in page.text and "cdn" not in page.text.lower()
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in page.headers["Content-Security-Policy"]
+    assert ' style="' not in page.text  # the CSP forbids inline styles
+
+
+def test_live_endpoint_sends_the_stats_and_rerendered_fragments(editor, new_client, service):
+    first = editor.get(f"/dashboard/api/experiments/{SLUG}").json
+    reader_traffic(new_client, 6)
+    second = editor.get(f"/dashboard/api/experiments/{SLUG}").json
+    impressions, _ = totals(service)
+    assert [row["impressions"] for row in second["report"]["variants"]] == list(impressions)
+    assert set(second["fragments"]) == {"summary", "table", "tests", "charts", "audit"}
+    assert cell(second["fragments"]["table"], "impressions-total") == f"{sum(impressions):,}"
+    assert first["fragments"]["table"] != second["fragments"]["table"]
+    assert second["updated_at"].endswith("+00:00") and second["updated_at_text"].endswith("UTC")
+    assert (
+        "leads" in second["verdict"]
+        or "better" in second["verdict"]
+        or "No clicks" in second["verdict"]
+    )
+
+
+def test_page_polls_at_the_configured_interval(app, editor):
+    assert 'data-refresh-seconds="5.0"' in editor.get(f"/dashboard/{SLUG}").text
+    page = editor.get(f"/dashboard/{SLUG}?every=0.5").text
+    assert 'data-refresh-seconds="0.5"' in page
+    assert f'data-live-url="/dashboard/api/experiments/{SLUG}?every=0.5"' in page
+    assert 'data-refresh-seconds="0.5"' in editor.get(f"/dashboard/{SLUG}?every=0.01").text
+    for junk in ("nan", "inf", "soon", "-3"):
+        assert editor.get(f"/dashboard/{SLUG}?every={junk}").status_code == 200
+    assert 'data-refresh-seconds="5.0"' in editor.get(f"/dashboard/{SLUG}?every=nan").text
+
+
+def test_unknown_experiment_is_a_clean_404(editor):
+    page = editor.get("/dashboard/no-such-story")
+    assert page.status_code == 404 and "no-such-story" in page.text and "Traceback" not in page.text
+    api = editor.get("/dashboard/api/experiments/no-such-story")
+    assert api.status_code == 404 and api.is_json
+    assert editor.get("/dashboard/no-such-story/series.csv").status_code == 404
+
+
+def test_output_is_escaped(editor, service):
+    token = csrf_token(editor, "/dashboard/new")
+    nasty = '<script>alert("x")</script>'
+    response = editor.post(
+        "/dashboard/new",
+        data={
+            "csrf_token": token,
+            "slug": "escape-test",
+            "title": f"<b>{nasty}</b>",
+            "headlines": f"{nasty}\nPlain & simple",
+            "body": f"First {nasty}",
+        },
+    )
+    assert response.status_code == 303
+    for text in (
+        editor.get("/dashboard/escape-test").text,
+        editor.get("/dashboard/").text,
+        json.dumps(editor.get("/dashboard/api/experiments/escape-test").json["fragments"]),
+    ):
+        assert "<script>alert" not in text
+        assert "&lt;script&gt;" in text
+    # The form echoes bad input escaped too.
+    token = csrf_token(editor, "/dashboard/new")
+    page = editor.post(
+        "/dashboard/new",
+        data={"csrf_token": token, "slug": nasty, "title": nasty, "headlines": nasty, "body": ""},
+    )
+    assert page.status_code == 422 and "<script>alert" not in page.text
+
+
+# -- editor actions -----------------------------------------------------------------------
+
+
+def test_choosing_the_winner_through_the_confirmation(editor, new_client, service):
+    reader_traffic(new_client, 12)
+    before = totals(service)
+    confirm = editor.get(f"/dashboard/{SLUG}/decide?variant=b")
+    assert confirm.status_code == 200
+    assert "Choose B as the winner?" in confirm.text
+    assert "Current verdict:" in confirm.text
+    assert "Warning: this is not yet significant." in confirm.text
+    assert HEADLINES[1] in confirm.text
+    assert status_of(service) == ("running", None)  # looking is not deciding
+
+    token = TOKEN.findall(confirm.text)[-1]
+    response = editor.post(f"/dashboard/{SLUG}/decide", data={"csrf_token": token, "variant": "b"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/dashboard/{SLUG}"
+    assert status_of(service) == ("decided", "b")
+
+    (entry,) = service.audit(SLUG)
+    assert entry["action"] == "decide" and entry["editor"] == "editor" and entry["winner"] == "b"
+    assert [row["impressions"] for row in entry["stats"]["variants"]] == list(before[0])
+    assert [row["clicks"] for row in entry["stats"]["variants"]] == list(before[1])
+
+    page = editor.get(response.headers["Location"]).text
+    assert "B is the winner" in page and "Decided" in page
+    assert "Chose B as the winner" in page and "editor" in page
+    assert f"{sum(before[0]):,}" in page
+
+    # Every reader now gets B, and nothing is counted any more.
+    for _ in range(3):
+        ((_, headline),) = teasers(new_client().get("/", headers=BROWSER).data)
+        assert headline == HEADLINES[1]
+    assert totals(service) == before
+    # Deciding again is refused until the test is reopened.
+    again = post_action(editor, "decide", variant="a")
+    assert again.status_code == 303
+    assert status_of(service) == ("decided", "b") and len(service.audit(SLUG)) == 1
+
+
+def test_confirmation_without_warning_when_significant(editor, service):
+    # A clear result written straight into Redis (as if many readers had come).
+    store = service.store
+    store.record_impressions([(SLUG, "a")] * 1500 + [(SLUG, "b")] * 1500 + [(SLUG, "c")] * 1500)
+    for variant, count in (("a", 30), ("b", 120), ("c", 35)):
+        for number in range(count):
+            assert store.record_click(SLUG, variant, f"{variant}{number}", 3600).counted
+    page = editor.get(f"/dashboard/{SLUG}/decide?variant=b").text
+    assert "Warning" not in page
+    assert "significantly better than every other headline" in page
+    assert "B is better than A and C" in page
+    # Choosing the trailing headline still warns, and names the leader.
+    page = editor.get(f"/dashboard/{SLUG}/decide?variant=a").text
+    assert "Warning: this is not yet significant." in page and "B currently leads" in page
+
+
+def test_decide_refuses_an_unknown_variant(editor, service):
+    response = post_action(editor, "decide", variant="z")
+    assert response.status_code == 303
+    assert status_of(service) == ("running", None)
+    assert "Pick one of the headlines" in editor.get(f"/dashboard/{SLUG}").text
+
+
+def test_pause_resume_reopen_through_the_ui_are_audited(editor, new_client, service):
+    reader_traffic(new_client, 6)
+    post_action(editor, "pause")
+    assert status_of(service) == ("paused", None)
+    page = editor.get(f"/dashboard/{SLUG}").text
+    assert "Paused. Every reader gets headline A" in page and 'id="resume"' in page
+
+    counted = totals(service)
+    for _ in range(3):
+        story = new_client().get(f"/articles/{SLUG}", headers=BROWSER)
+        assert story_headline(story.data) == HEADLINES[0]
+    assert totals(service) == counted
+
+    post_action(editor, "resume")
+    assert status_of(service) == ("running", None)
+    post_action(editor, "decide", variant="c")
+    assert status_of(service) == ("decided", "c")
+    post_action(editor, "reopen")
+    assert status_of(service) == ("running", None)
+
+    audit = service.audit(SLUG)
+    assert [entry["action"] for entry in audit] == ["reopen", "decide", "resume", "pause"]
+    assert {entry["editor"] for entry in audit} == {"editor"}
+    page = editor.get(f"/dashboard/{SLUG}").text
+    for words in ("Paused", "Resumed", "Chose C as the winner", "Reopened", "running → paused"):
+        assert words in page
+
+
+def test_an_action_that_does_not_apply_changes_nothing(editor, service):
+    response = post_action(editor, "resume")  # it is running, not paused
+    assert response.status_code == 303
+    assert status_of(service) == ("running", None)
+    assert service.audit(SLUG) == []
+    assert (
+        "Nothing changed: only a paused test can be resumed."
+        in editor.get(f"/dashboard/{SLUG}").text
+    )
+
+
+# -- new experiments ----------------------------------------------------------------------
+
+
+def new_experiment(client, **fields):
+    token = csrf_token(client, "/dashboard/new")
+    data = {
+        "slug": "budget-vote",
+        "title": "Budget vote tonight",
+        "headlines": "Budget passes\nBudget squeaks through",
+        "body": "The council voted.",
+        "csrf_token": token,
+    }
+    data.update(fields)
+    return client.post("/dashboard/new", data=data)
+
+
+def test_create_form_makes_a_running_experiment(editor, service):
+    response = new_experiment(
+        editor,
+        headlines="  Budget passes  \n\nBudget squeaks through\n   \nCouncil splits on budget\n",
+        body="The council voted late.\nVery late.\n\nThe mayor was pleased.",
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/dashboard/budget-vote"
+    experiment = service.store.get("budget-vote")
+    assert experiment.status == "running"
+    assert experiment.definition.headlines == (
+        "Budget passes",
+        "Budget squeaks through",
+        "Council splits on budget",
+    )
+    assert experiment.definition.body == (
+        "The council voted late. Very late.",
+        "The mayor was pleased.",
+    )
+    page = editor.get(response.headers["Location"]).text
+    assert "Created with 3 headlines" in page and "Council splits on budget" in page
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"slug": "Not A Slug!"}, "slug", "lowercase letters"),
+        ({"slug": SLUG}, "slug", "is taken"),
+        ({"slug": "new"}, "slug", "dashboard address"),
+        ({"title": "   "}, "title", "give the story a title"),
+        ({"headlines": "Only one"}, "headlines", "2 to 26 headlines"),
+        ({"headlines": "\n".join(f"Headline {n}" for n in range(27))}, "headlines", "not 27"),
+        ({"headlines": "Same\nSame"}, "headlines", "differ"),
+        ({"body": "  \n\n "}, "body", "at least one paragraph"),
+    ],
+)
+def test_create_form_shows_errors_next_to_the_field(editor, service, fields, field, message):
+    response = new_experiment(editor, **fields)
+    assert response.status_code == 422
+    error = re.search(rf'<p class="field-error" id="{field}-error">([^<]+)</p>', response.text)
+    assert error, response.text
+    assert message.lower() in error.group(1).lower()
+    assert f'aria-describedby="{field}-error"' in response.text
+    # What the editor typed is kept.
+    assert "Budget" in response.text
+    if fields.get("slug") != SLUG:
+        assert service.store.get(fields.get("slug", "budget-vote")) is None
+
+
+def test_create_form_reports_several_errors_at_once(editor):
+    response = new_experiment(editor, slug="", title="", headlines="", body="")
+    assert response.status_code == 422
+    for field in ("slug", "title", "headlines", "body"):
+        assert f'id="{field}-error"' in response.text
+
+
+# -- exports and the time series -------------------------------------------------------------
+
+
+def test_export_counts_csv_and_json(editor, new_client, service):
+    reader_traffic(new_client, 15, click_every=2)
+    impressions, clicks = totals(service)
+
+    response = editor.get(f"/dashboard/{SLUG}/counts.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"].startswith(
+        f'attachment; filename="{SLUG}-counts-'
+    )
+    rows = parse_csv(response.text)
+    assert [row["variant"] for row in rows] == ["a", "b", "c"]
+    assert [row["headline"] for row in rows] == list(HEADLINES)
+    assert [int(row["impressions"]) for row in rows] == list(impressions)
+    assert [int(row["clicks"]) for row in rows] == list(clicks)
+    for row, shown, clicked in zip(rows, impressions, clicks, strict=True):
+        assert math.isclose(float(row["ctr"]), clicked / shown if shown else 0.0)
+
+    response = editor.get(f"/dashboard/{SLUG}/export.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    document = json.loads(response.text)
+    assert [row["impressions"] for row in document["stats"]["variants"]] == list(impressions)
+    assert document["series"]["resolution"] == "minute"
+    assert document["audit"] == []
+
+
+def test_series_counts_per_interval_sum_to_the_totals(editor, new_client, service):
+    reader_traffic(new_client, 20, click_every=2)
+    impressions, clicks = totals(service)
+    assert sum(impressions) == 20 and sum(clicks) == 10
+
+    for resolution in ("minute", "hour"):
+        series = json.loads(
+            editor.get(f"/dashboard/{SLUG}/export.json?resolution={resolution}").text
+        )["series"]
+        assert series["interval_seconds"] == (60 if resolution == "minute" else 3600)
+        assert series["points"], resolution
+        for index in range(3):
+            assert sum(p["impressions"][index] for p in series["points"]) == impressions[index]
+            assert sum(p["clicks"][index] for p in series["points"]) == clicks[index]
+
+        rows = parse_csv(editor.get(f"/dashboard/{SLUG}/series.csv?resolution={resolution}").text)
+        for index, variant in enumerate("abc"):
+            mine = [row for row in rows if row["variant"] == variant]
+            assert sum(int(row["impressions"]) for row in mine) == impressions[index]
+            assert sum(int(row["clicks"]) for row in mine) == clicks[index]
+            assert all(int(row["interval_seconds"]) == series["interval_seconds"] for row in mine)
+
+    # The charts' cumulative line ends exactly at the totals.
+    experiment = service.store.get(SLUG)
+    timeline = charts.build_timeline(
+        service.series(SLUG), created_at=experiment.created_at, now=service.clock(), counting=True
+    )
+    _, last_impressions, last_clicks = timeline.cumulative()[-1]
+    assert last_impressions == impressions and last_clicks == clicks
+    assert editor.get(f"/dashboard/{SLUG}/series.csv?resolution=day").status_code == 400
+
+
+def test_csv_export_defuses_spreadsheet_formulas(editor):
+    new_experiment(editor, slug="formulas", headlines='=HYPERLINK("http://x")\n+1 for budget')
+    rows = parse_csv(editor.get("/dashboard/formulas/counts.csv").text)
+    assert [row["headline"] for row in rows] == ['\'=HYPERLINK("http://x")', "'+1 for budget"]
+
+
+# -- the charts on their own -------------------------------------------------------------------
+
+
+def test_wilson_band_meets_the_stats_document_interval(editor, new_client, service):
+    reader_traffic(new_client, 12, click_every=2)
+    report = service.report(SLUG)
+    z = charts.z_for(0.05)
+    for row in report["variants"]:
+        if row["impressions"]:
+            low, high = charts.wilson(row["clicks"], row["impressions"], z)
+            assert low == pytest.approx(row["ctr_ci"][0], abs=1e-9)
+            assert high == pytest.approx(row["ctr_ci"][1], abs=1e-9)
+
+
+def test_beta_density_integrates_to_one():
+    for a, b in ((1, 1), (3, 40), (120, 2000), (2000, 30000)):
+        steps = 20000
+        total = sum(charts.beta_pdf((i + 0.5) / steps, a, b) for i in range(steps)) / steps
+        assert total == pytest.approx(1.0, abs=2e-3)
+
+
+def test_charts_before_any_reader_say_so():
+    series = {"interval_seconds": 60, "variants": ["a", "b"], "points": []}
+    timeline = charts.build_timeline(series, created_at=1000.0, now=1030.0, counting=True)
+    svg = charts.ctr_chart(timeline, ["A", "B"])
+    assert "No readers yet" in svg and "Time (UTC)" in svg
+    assert "No readers yet" in charts.share_chart(timeline, ["A", "B"])
+    assert "<path" in charts.posterior_chart([0, 0], [0, 0], ["A", "B"])
+
+
+def test_timeline_regroups_long_series_into_few_buckets():
+    start = 1_700_000_000.0
+    points = [{"t": start + 60 * m, "impressions": [2, 1], "clicks": [1, 0]} for m in range(2000)]
+    series = {"interval_seconds": 60, "variants": ["a", "b"], "points": points}
+    timeline = charts.build_timeline(series, created_at=start, now=start + 60 * 2000, counting=True)
+    assert len(timeline.buckets) <= 120
+    assert sum(b.impressions[0] for b in timeline.buckets) == 4000
+    assert timeline.cumulative()[-1][1] == (4000, 2000)

@@ -1,0 +1,207 @@
+"""End to end in a real headless Chromium: an editor signs in, watches reader
+traffic arrive without reloading, chooses the winner through the confirmation,
+and the next fresh reader gets the winning headline.
+
+Needs Debian's ``chromium`` at /usr/bin/chromium (CI installs it); without it
+this test fails, it does not skip.  Saves a screenshot of the experiment page
+to tests/artifacts/experiment-page.png.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.cookiejar
+import re
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import HEADLINES, SLUG, teasers, totals
+from werkzeug.serving import make_server
+
+from abtest import create_app
+from abtest.bandit import Posterior
+from abtest.model import seed_definition
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0 Safari/537.36"
+)
+# Clears the "just changed" flash on updated counts, so the screenshot shows the page at rest.
+UNFLASH = "document.querySelectorAll('.changed').forEach(cell => cell.classList.remove('changed'))"
+TRUE_CTR = (0.030, 0.052, 0.036)  # B is really better: what the history below simulates
+
+
+def _backfill_history(service, hours: float = 2.0, seed: int = 7) -> None:
+    """Two hours of bandit traffic written through the store, timestamped in the past.
+
+    Only so the charts in the screenshot have a history to show; the live part
+    of the test goes through the real reader endpoints.
+    """
+    rng = np.random.default_rng(seed)
+    now = service.clock()
+    start = now - hours * 3600
+    assert service.store.create(seed_definition(), now=start)
+    definition = seed_definition()
+    ids = definition.variant_ids
+    impressions, clicks = [0] * len(ids), [0] * len(ids)
+    visitor = 0
+    for minute in range(int(hours * 60)):
+        at = start + 60 * minute + 30
+        shown = []
+        for _ in range(rng.poisson(22)):
+            index = Posterior(impressions, clicks).choose(rng)
+            impressions[index] += 1
+            shown.append(index)
+        if not shown:
+            continue
+        service.store.record_impressions([(SLUG, ids[i]) for i in shown], now=at)
+        for index in shown:
+            visitor += 1
+            if rng.random() < TRUE_CTR[index]:
+                result = service.store.record_click(
+                    SLUG, ids[index], f"past-{visitor}", 3600, now=at
+                )
+                assert result.counted
+                clicks[index] += 1
+    service.refresh()
+
+
+@pytest.fixture
+def live_server(settings, redis_client):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (CI does)")
+    app = create_app(dataclasses.replace(settings, load_seed=False), redis=redis_client)
+    service = app.extensions["abtest"]["service"]
+    _backfill_history(service)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield app, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        server.server_close()
+        service.stop()
+
+
+class Reader:
+    """A new browser on the front page, talking HTTP to the live server."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def get(self, path: str) -> str:
+        request = urllib.request.Request(self.base + path, headers={"User-Agent": BROWSER_UA})
+        with self.opener.open(request, timeout=10) as response:
+            return response.read().decode()
+
+    def front_page(self) -> tuple[str, str]:
+        ((link, headline),) = teasers(self.get("/"))
+        return link, headline
+
+
+def _reader_traffic(base: str, visitors: int, click_every: int) -> None:
+    for number in range(visitors):
+        reader = Reader(base)
+        link, _ = reader.front_page()
+        if number % click_every == 0:
+            reader.get(link)  # /c/<token>, then the story
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_editor_watches_live_numbers_and_chooses_the_winner(live_server, browser):
+    from playwright.sync_api import expect
+
+    app, base = live_server
+    service = app.extensions["abtest"]["service"]
+    page = browser.new_page(viewport={"width": 1360, "height": 900}, device_scale_factor=1)
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+
+    # Signed out: the experiment page sends us to sign in, and back afterwards.
+    page.goto(f"{base}/dashboard/{SLUG}?every=0.5")
+    expect(page).to_have_url(re.compile(r"/dashboard/login\?next="))
+    page.fill("#username", "editor")
+    page.fill("#password", "correct horse")
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}/dashboard/{SLUG}?every=0.5")
+    expect(page.locator("h1")).to_have_text(seed_definition().title)
+    expect(page.locator("svg#chart-ctr")).to_be_visible()
+
+    impressions = page.locator("#impressions-total")
+    before = impressions.inner_text()
+    stamp_before = page.locator("[data-updated-at]").inner_text()
+    page.evaluate("window.__sameDocument = true")
+
+    # Readers arrive through the real reader endpoints; the page updates by itself.
+    _reader_traffic(base, visitors=24, click_every=3)
+    shown, clicked = totals(service)
+    expect(impressions).to_have_text(f"{sum(shown):,}")
+    expect(page.locator("#clicks-total")).to_have_text(f"{sum(clicked):,}")
+    assert impressions.inner_text() != before
+    assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
+    expect(page.locator("[data-live-state]")).to_have_attribute("data-live-state", "live")
+    expect(page.locator("[data-updated-at]")).not_to_have_text(stamp_before)
+    expect(page.locator("#verdict")).to_contain_text(re.compile(r"leads|better"))
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.evaluate(UNFLASH)
+    page.screenshot(path=str(ARTIFACTS / "experiment-page.png"), full_page=True)
+
+    # Choose B through the confirmation, which states the current verdict.
+    page.click("#choose-b")
+    expect(page).to_have_url(re.compile(r"/decide\?variant=b"))
+    expect(page.locator("h1")).to_have_text("Choose B as the winner?")
+    expect(page.locator(".verdict-main")).to_contain_text("Current verdict:")
+    page.screenshot(path=str(ARTIFACTS / "choose-winner.png"), full_page=True)
+    page.click("#confirm-decide")
+    expect(page).to_have_url(re.compile(rf"/dashboard/{SLUG}(\?|$)"))
+    expect(page.locator("#status-badge")).to_have_text("Decided")
+    expect(page.locator(".flash-success")).to_contain_text("B is the winner")
+    expect(page.locator("#audit")).to_contain_text("Chose B as the winner")
+    expect(page.locator("#audit")).to_contain_text("editor")
+
+    # A fresh reader now gets B, and nothing more is counted.
+    counted = totals(service)
+    for _ in range(3):
+        _, headline = Reader(base).front_page()
+        assert headline == HEADLINES[1]
+    assert totals(service) == counted
+    assert errors == []
+    page.close()
