@@ -68,14 +68,21 @@ class ClickOutcome:
 class _Cached:
     experiment: Experiment
     posterior: Posterior
+    built_at: float  # time.monotonic() when the counts were read
 
 
 def _cached(experiment: Experiment) -> _Cached:
-    return _Cached(experiment, Posterior(experiment.impressions, experiment.clicks))
+    posterior = Posterior(experiment.impressions, experiment.clicks)
+    return _Cached(experiment, posterior, time.monotonic())
 
 
 class Service:
     """One process's view of the experiments and every use case on them."""
+
+    #: A counted impression asks Redis for fresh counts (in the same round
+    #: trip) when this worker's posterior is older than this (s): the
+    #: posterior tracks traffic closely without rebuilding it per reader.
+    COUNTS_MAX_AGE = 0.1
 
     def __init__(
         self,
@@ -178,7 +185,17 @@ class Service:
             raise UnknownExperiment(slug)
         return cached.experiment
 
-    def _update(self, experiment: Experiment, status: str, winner: str | None, counts: dict) -> Experiment:
+    def _update(
+        self, cached: _Cached, status: str, winner: str | None, counts: dict | None
+    ) -> Experiment:
+        """Fold what an impression script returned into this worker's snapshot."""
+        experiment = cached.experiment
+        if counts is None:
+            if (status, winner) == (experiment.status, experiment.winner):
+                return experiment
+            fresh = dataclasses.replace(experiment, status=status, winner=winner)
+            self._cache[experiment.slug] = dataclasses.replace(cached, experiment=fresh)
+            return fresh
         impressions, clicks = counts_tuple(experiment.definition, counts)
         fresh = dataclasses.replace(
             experiment, status=status, winner=winner, impressions=impressions, clicks=clicks
@@ -210,15 +227,20 @@ class Service:
 
         counted: dict[str, Experiment] = {}
         if chosen:
+            oldest = time.monotonic() - self.COUNTS_MAX_AGE
             try:
-                results = self.store.record_impressions(list(chosen.items()), now=self.clock())
+                results = self.store.record_impressions(
+                    list(chosen.items()),
+                    now=self.clock(),
+                    with_counts=[snapshot[slug].built_at < oldest for slug in chosen],
+                )
             except StoreError as error:
                 log.warning("impression not counted, Redis unreachable: %s", error)
                 results = []
             for (slug, variant), result in zip(chosen.items(), results, strict=False):
                 experiment = snapshot[slug].experiment
                 if result.status:
-                    experiment = self._update(experiment, result.status, result.winner, result.counts)
+                    experiment = self._update(snapshot[slug], result.status, result.winner, result.counts)
                 counted[slug] = experiment
                 if result.counted:
                     visitor.assignments[slug] = variant

@@ -31,22 +31,25 @@ __all__ = [
 StoreError = redis.RedisError
 
 # KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash
-# ARGV[1] impression field ("i:<variant>"), ARGV[2] minute TTL (s), ARGV[3] hour TTL (s)
-# Counts one impression if, and only if, the experiment is running.
-# Returns {status, winner, counts hash as a flat list}: the caller refreshes its
-# posterior from the counts without another round trip.  Status "" = no such experiment.
+# ARGV[1] impression field ("i:<variant>"), ARGV[2] minute TTL (s), ARGV[3] hour TTL (s),
+# ARGV[4] "1" to get the counts back
+# Counts one impression if, and only if, the experiment is running.  A series
+# key gets its TTL when it is created (its first field reaches 1), not on
+# every write.
+# Returns {status, winner} or, with ARGV[4] = "1", {status, winner, counts hash
+# as a flat list}, from which the caller refreshes its posterior without
+# another round trip.  Status "" = no such experiment.
 IMPRESSION_LUA = """
 local state = redis.call('HMGET', KEYS[1], 'status', 'winner')
 local status = state[1]
-if not status then return {'', '', {}} end
+if not status then return {'', ''} end
 if status == 'running' then
   redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-  redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
-  redis.call('EXPIRE', KEYS[3], ARGV[2])
-  redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
-  redis.call('EXPIRE', KEYS[4], ARGV[3])
+  if redis.call('HINCRBY', KEYS[3], ARGV[1], 1) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
+  if redis.call('HINCRBY', KEYS[4], ARGV[1], 1) == 1 then redis.call('EXPIRE', KEYS[4], ARGV[3]) end
 end
-return {status, state[2] or '', redis.call('HGETALL', KEYS[2])}
+if ARGV[4] == '1' then return {status, state[2] or '', redis.call('HGETALL', KEYS[2])} end
+return {status, state[2] or ''}
 """
 
 # KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash,
@@ -63,10 +66,8 @@ local seen = redis.call('HMGET', KEYS[2], ARGV[1], ARGV[2])
 if tonumber(seen[1] or '0') <= tonumber(seen[2] or '0') then return {status, 0} end
 if not redis.call('SET', KEYS[5], ARGV[6], 'NX', 'EX', ARGV[5]) then return {status, 0} end
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-redis.call('EXPIRE', KEYS[3], ARGV[3])
-redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
-redis.call('EXPIRE', KEYS[4], ARGV[4])
+if redis.call('HINCRBY', KEYS[3], ARGV[2], 1) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
+if redis.call('HINCRBY', KEYS[4], ARGV[2], 1) == 1 then redis.call('EXPIRE', KEYS[4], ARGV[4]) end
 return {status, 1}
 """
 
@@ -116,7 +117,8 @@ class ImpressionResult:
 
     status: str  # "" when the experiment does not exist
     winner: str | None
-    counts: dict[str, int]  # the counts hash after the write: fresh posterior input
+    #: The counts hash after the write (fresh posterior input), when asked for.
+    counts: dict[str, int] | None
 
     @property
     def counted(self) -> bool:
@@ -228,11 +230,18 @@ class RedisStore:
     # -- counting ----------------------------------------------------------
 
     def record_impressions(
-        self, visits: Sequence[tuple[str, str]], now: float | None = None
+        self,
+        visits: Sequence[tuple[str, str]],
+        now: float | None = None,
+        with_counts: Sequence[bool] | None = None,
     ) -> list[ImpressionResult]:
-        """Count one impression per (slug, variant), all in one round trip."""
+        """Count one impression per (slug, variant), all in one round trip.
+
+        ``with_counts[i]`` asks for visit i's experiment counts back (default: all).
+        """
         now = time.time() if now is None else now
         minute, hour = _minute_and_hour(now)
+        wanted = [True] * len(visits) if with_counts is None else list(with_counts)
         calls = [
             (
                 [
@@ -241,14 +250,18 @@ class RedisStore:
                     keys.minute(slug, minute),
                     keys.hour(slug, hour),
                 ],
-                [keys.impression_field(variant), self.minute_ttl, self.hour_ttl],
+                [keys.impression_field(variant), self.minute_ttl, self.hour_ttl, "1" if want else "0"],
             )
-            for slug, variant in visits
+            for (slug, variant), want in zip(visits, wanted, strict=True)
         ]
         replies = self._evalsha_many(self._impression, calls)
         return [
-            ImpressionResult(status=status, winner=winner or None, counts=_flat_to_counts(flat))
-            for status, winner, flat in replies
+            ImpressionResult(
+                status=reply[0],
+                winner=reply[1] or None,
+                counts=_flat_to_counts(reply[2]) if len(reply) > 2 else None,
+            )
+            for reply in replies
         ]
 
     def record_click(

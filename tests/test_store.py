@@ -37,6 +37,9 @@ def test_impression_returns_fresh_counts_and_status(store):
     assert first.counts == {"i:b": 1}
     (second,) = store.record_impressions([("vote", "b")], now=NOW)
     assert second.counts == {"i:b": 2}
+    (quiet,) = store.record_impressions([("vote", "b")], now=NOW, with_counts=[False])
+    assert quiet.counted and quiet.counts is None
+    assert store.get("vote").impressions == (0, 3, 0)
 
 
 def test_nothing_is_counted_unless_running(store):

@@ -1,0 +1,27 @@
+"""The service's per-worker snapshot: how stale the bandit's counts may get."""
+
+from __future__ import annotations
+
+import time
+
+from helpers import SLUG
+
+
+def test_counts_written_elsewhere_reach_the_bandit_within_a_second(service):
+    before = service.experiment(SLUG).impressions  # starts this worker's refresher
+    # Another worker (or process) counts impressions straight into Redis.
+    service.store.record_impressions([(SLUG, "b")] * 7)
+    deadline = time.monotonic() + 1.0
+    while service.experiment(SLUG).impressions == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert service.experiment(SLUG).impressions == (0, 7, 0)
+
+
+def test_a_decision_reaches_returning_visitors_within_a_second(service):
+    service.experiment(SLUG)
+    service.store.set_status(SLUG, "decided", "c", {"action": "decide", "editor": "elsewhere"})
+    deadline = time.monotonic() + 1.0
+    while service.experiment(SLUG).status != "decided" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert service.experiment(SLUG).status == "decided"
+    assert service.experiment(SLUG).default_variant == "c"
