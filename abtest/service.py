@@ -290,6 +290,13 @@ class Service:
         self._cache[slug] = _cached(experiment)
         return experiment
 
+    def fresh_all(self) -> list[Experiment]:
+        """Every experiment read from Redis now (one round trip), newest first."""
+        experiments = self.store.load_all()
+        for experiment in experiments:
+            self._cache[experiment.slug] = _cached(experiment)
+        return experiments
+
     def report(self, slug: str, alpha: float = 0.05, experiment: Experiment | None = None) -> dict:
         """The stats document for one experiment, with its identity and variants named."""
         # scipy is imported on first report, not with the reader path.

@@ -223,7 +223,7 @@ def _listing() -> dict:
     now = service.clock()
     rows = [
         present.listing_row(service.report(e.slug, alpha=_alpha(), experiment=e), now)
-        for e in service.experiments()
+        for e in service.fresh_all()
     ]
     return {"rows": rows, "updated_at": now}
 

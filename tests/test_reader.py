@@ -265,3 +265,19 @@ def test_error_pages_never_show_a_traceback(client):
     response = client.get("/no/such/page")
     assert response.status_code == 404
     assert "Traceback" not in response.text and "Not Found" in response.text
+
+
+def test_readers_shown_the_same_headline_get_their_own_click_links(new_client, service):
+    seen = {}
+    for _ in range(12):
+        browser = new_client()
+        ((link, headline),) = teasers(front(browser).data)
+        if headline in seen:
+            other_browser, other_link = seen[headline]
+            assert link != other_link
+            assert browser.get(other_link, headers={"User-Agent": BROWSER}).status_code == 403
+            assert browser.get(link, headers={"User-Agent": BROWSER}).status_code == 303
+            assert sum(totals(service)[1]) == 1
+            return
+        seen[headline] = (browser, link)
+    pytest.fail("twelve readers never shared a headline")

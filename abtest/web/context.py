@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from flask import Response, current_app, g, request
@@ -19,7 +20,7 @@ BOT_USER_AGENT = re.compile(
     r"bot\b|bot/|crawl|spider|slurp|facebookexternalhit|facebookcatalog|embedly|"
     r"preview|whatsapp|telegram|skypeuripreview|bitlybot|tumblr|vkshare|"
     r"pinterest|redditbot|quora link|outbrain|mediapartners|lighthouse|"
-    r"pagespeed|python-requests|curl/|wget/|"
+    r"pagespeed|python-requests|python-urllib|curl/|wget/|"
     r"httpclient|okhttp|go-http-client|feedfetcher|feedburner|ia_archiver|archive\.org",
     re.IGNORECASE,
 )
@@ -37,7 +38,9 @@ def settings() -> Settings:
     return _extension()["settings"]
 
 
+@functools.lru_cache(maxsize=4096)
 def is_bot(user_agent: str) -> bool:
+    """Whether a User-Agent is a crawler or previewer (cached: browsers' strings repeat)."""
     return bool(user_agent) and BOT_USER_AGENT.search(user_agent) is not None
 
 

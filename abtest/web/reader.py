@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, redirect, request, url_for
 
 from ..service import ActionRefused, UnknownExperiment
 from ..store import StoreError
 from ..tokens import ExpiredToken, InvalidToken
 from . import context
+from .pages import RenderedPages, slot
 
 blueprint = Blueprint("reader", __name__)
 
@@ -17,12 +18,15 @@ def _save_visitor(response):
     return context.save_visitor(response)
 
 
-def _click_url(assignment) -> str:
+_pages = RenderedPages()
+
+
+def _link(assignment, index: int) -> str:
     # Plain concatenation: url_for costs more than the rest of a returning
-    # visitor's request (see docs/performance.md); the routes are fixed below.
+    # visitor's request (docs/performance.md); the routes are fixed below.
     if assignment.click_token is None:
         return f"{request.script_root}/articles/{assignment.experiment.slug}"
-    return f"{request.script_root}/c/{assignment.click_token}"
+    return f"{request.script_root}/c/{slot(index)}"
 
 
 @blueprint.get("/")
@@ -32,15 +36,15 @@ def front():
     assignments = service.assign(
         context.visitor(), [e.slug for e in experiments], count=context.counts_this_request()
     )
+    key = ("front", request.script_root) + tuple(
+        (a.experiment.definition, a.variant, a.click_token is not None) for a in assignments
+    )
     teasers = [
-        {
-            "headline": a.headline,
-            "lede": a.experiment.definition.body[0],
-            "url": _click_url(a),
-        }
-        for a in assignments
+        {"headline": a.headline, "lede": a.experiment.definition.body[0], "url": _link(a, i)}
+        for i, a in enumerate(assignments)
     ]
-    return render_template("front.html", teasers=teasers)
+    tokens = [a.click_token for a in assignments]
+    return _pages.render(key, tokens, "front.html", teasers=teasers)
 
 
 @blueprint.get("/articles/<slug>")
@@ -51,10 +55,13 @@ def article(slug: str):
         )
     except UnknownExperiment:
         abort(404, description="There is no story at this address.")
-    return render_template(
+    definition = assignment.experiment.definition
+    return _pages.render(
+        ("article", request.script_root, definition, assignment.variant),
+        [],
         "article.html",
         headline=assignment.headline,
-        body=assignment.experiment.definition.body,
+        body=definition.body,
     )
 
 
