@@ -38,7 +38,9 @@ class Posterior:
         beta = [1.0 + n - k for n, k in zip(impressions, clicks, strict=True)]
         self.alpha = np.array(alpha)
         self.beta = np.array(beta)
-        self._pairs = tuple(zip(alpha, beta, strict=True)) if len(alpha) <= self.SCALAR_LIMIT else None
+        self._pairs = (
+            tuple(zip(alpha, beta, strict=True)) if len(alpha) <= self.SCALAR_LIMIT else None
+        )
 
     def choose(self, rng: np.random.Generator) -> int:
         """Index of the variant whose posterior draw is largest (the first on a tie)."""
@@ -51,11 +53,6 @@ class Posterior:
             if sample > best:
                 best_index, best = index, sample
         return best_index
-
-
-def choose(self, rng: np.random.Generator) -> int:
-        """Index of the variant whose posterior draw is largest."""
-        return int(rng.beta(self.alpha, self.beta).argmax())
 
 
 def choose(impressions: Sequence[int], clicks: Sequence[int], rng: np.random.Generator) -> int:

@@ -51,7 +51,10 @@ def main() -> None:
     help="gunicorn worker processes.",
 )
 @click.option(
-    "--threads", default=1, show_default=True, type=click.IntRange(1, 256),
+    "--threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
     help="Threads per worker (more than 1 uses gunicorn's gthread workers).",
 )
 @click.option(
@@ -116,7 +119,9 @@ def _service() -> Iterator[Service]:
         connection = connect(url, timeout=5)
         stack.callback(connection.close)
         store = RedisStore(connection, settings.minute_retention, settings.hour_retention)
-        service = Service(store, ClickTokens(settings.secret_key or "cli", settings.click_token_ttl))
+        service = Service(
+            store, ClickTokens(settings.secret_key or "cli", settings.click_token_ttl)
+        )
         try:
             if settings.load_seed:
                 service.ensure_seed()
@@ -130,7 +135,12 @@ def _service() -> Iterator[Service]:
 @main.command()
 @click.argument("slug")
 @click.option("--json", "as_json", is_flag=True, help="Print the stats document as JSON.")
-@click.option("--alpha", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True))
+@click.option(
+    "--alpha",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+)
 def stats(slug: str, as_json: bool, alpha: float) -> None:
     """Show an experiment's results: CTRs with intervals, P(best), tests and verdicts."""
     with _service() as service:
@@ -171,14 +181,21 @@ def render_report(report: dict) -> str:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
-        lines.append("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))))
+        lines.append(
+            "  ".join(
+                cell.ljust(w) if i == 0 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
     lines.append("")
     for row in report["variants"]:
         lines.append(f"  {verdicts.label(row['id'])}: {row['headline']}")
     lines.append("")
     chi = report["tests"]["chi_square"]
     if chi["statistic"] is not None:
-        lines.append(f"Chi-square: X² = {chi['statistic']:.3f}, df = {chi['dof']}, p = {verdicts.format_p(chi['p_value'])}")
+        lines.append(
+            f"Chi-square: X² = {chi['statistic']:.3f}, df = {chi['dof']}, p = {verdicts.format_p(chi['p_value'])}"
+        )
     lines.append("  " + verdicts.chi_square(report))
     lines.append("Pairwise (two-proportion z-tests, Holm-adjusted):")
     for pair in report["tests"]["pairwise"]:
@@ -220,9 +237,13 @@ def create_experiment(path: Path) -> None:
         text = path.read_text("utf-8")
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (ValueError, UnicodeDecodeError) as error:
-        raise click.ClickException(f"{path} is not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {error}") from None
+        raise click.ClickException(
+            f"{path} is not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {error}"
+        ) from None
     if not isinstance(data, dict):
-        raise click.ClickException(f"{path} must hold a table/object with slug, title, headlines, body")
+        raise click.ClickException(
+            f"{path} must hold a table/object with slug, title, headlines, body"
+        )
     try:
         definition = Definition.from_mapping(data)
     except InvalidExperiment as invalid:

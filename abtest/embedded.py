@@ -123,7 +123,11 @@ class EmbeddedRedis:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                error = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                error = (
+                    self.process.stderr.read().decode(errors="replace")
+                    if self.process.stderr
+                    else ""
+                )
                 raise EmbeddedRedisError(
                     f"redis-server exited with {self.process.returncode}: {error.strip()} "
                     f"(see {self.data_dir / 'redis.log'})"

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 
 __all__ = [
+    "RESERVED_SLUGS",
     "STATUSES",
     "VARIANT_IDS",
     "Definition",
@@ -27,6 +28,8 @@ STATUSES = (RUNNING, PAUSED, DECIDED)
 VARIANT_IDS = tuple(string.ascii_lowercase)
 MIN_VARIANTS, MAX_VARIANTS = 2, len(VARIANT_IDS)
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+#: Slugs that would collide with dashboard addresses (/dashboard/new, ...).
+RESERVED_SLUGS = frozenset({"new", "login", "logout", "api", "static"})
 MAX_HEADLINE = 300
 MAX_BODY = 100_000
 
@@ -59,6 +62,8 @@ class Definition:
             errors["slug"] = (
                 "use 1 to 64 lowercase letters, digits and inner hyphens, e.g. colombia-china"
             )
+        elif self.slug in RESERVED_SLUGS:
+            errors["slug"] = f"“{self.slug}” is a dashboard address; choose another slug"
         if not isinstance(self.title, str) or not self.title.strip():
             errors["title"] = "give the story a title"
         elif len(self.title) > MAX_HEADLINE:
@@ -158,7 +163,11 @@ class Experiment:
 def split_paragraphs(text: str) -> list[str]:
     """Paragraphs are separated by blank lines; single newlines join into one."""
     blocks = re.split(r"\n\s*\n", text.replace("\r\n", "\n"))
-    return [" ".join(line.strip() for line in block.splitlines()).strip() for block in blocks if block.strip()]
+    return [
+        " ".join(line.strip() for line in block.splitlines()).strip()
+        for block in blocks
+        if block.strip()
+    ]
 
 
 def parse_story(text: str, headline_count: int = 3) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -240,7 +240,9 @@ class Service:
             for (slug, variant), result in zip(chosen.items(), results, strict=False):
                 experiment = snapshot[slug].experiment
                 if result.status:
-                    experiment = self._update(snapshot[slug], result.status, result.winner, result.counts)
+                    experiment = self._update(
+                        snapshot[slug], result.status, result.winner, result.counts
+                    )
                 counted[slug] = experiment
                 if result.counted:
                     visitor.assignments[slug] = variant
@@ -305,7 +307,10 @@ class Service:
         experiment = experiment or self.fresh(slug)
         document = stats.analyze(experiment.impressions, experiment.clicks, alpha=alpha)
         for variant_id, headline, row in zip(
-            experiment.variant_ids, experiment.definition.headlines, document["variants"], strict=True
+            experiment.variant_ids,
+            experiment.definition.headlines,
+            document["variants"],
+            strict=True,
         ):
             row["id"] = variant_id
             row["headline"] = headline
@@ -390,8 +395,10 @@ class Service:
         if resolution is None:
             young = now - experiment.created_at < self.store.minute_ttl
             resolution = "minute" if young else "hour"
-        start = max(experiment.created_at, now - (
-            self.store.minute_ttl if resolution == "minute" else self.store.hour_ttl))
+        start = max(
+            experiment.created_at,
+            now - (self.store.minute_ttl if resolution == "minute" else self.store.hour_ttl),
+        )
         points = []
         for started, counts in self.store.series(slug, start, now, resolution):
             impressions, clicks = counts_tuple(experiment.definition, counts)

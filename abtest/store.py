@@ -250,7 +250,12 @@ class RedisStore:
                     keys.minute(slug, minute),
                     keys.hour(slug, hour),
                 ],
-                [keys.impression_field(variant), self.minute_ttl, self.hour_ttl, "1" if want else "0"],
+                [
+                    keys.impression_field(variant),
+                    self.minute_ttl,
+                    self.hour_ttl,
+                    "1" if want else "0",
+                ],
             )
             for (slug, variant), want in zip(visits, wanted, strict=True)
         ]
@@ -301,10 +306,18 @@ class RedisStore:
             # The common case, one experiment: a plain EVALSHA, no pipeline object.
             ((call_keys, args),) = calls
             try:
-                return [self.redis.execute_command("EVALSHA", script.sha, len(call_keys), *call_keys, *args)]
+                return [
+                    self.redis.execute_command(
+                        "EVALSHA", script.sha, len(call_keys), *call_keys, *args
+                    )
+                ]
             except NoScriptError:
                 self.redis.script_load(script.script)
-                return [self.redis.execute_command("EVALSHA", script.sha, len(call_keys), *call_keys, *args)]
+                return [
+                    self.redis.execute_command(
+                        "EVALSHA", script.sha, len(call_keys), *call_keys, *args
+                    )
+                ]
         replies = self._pipeline_evalsha(script.sha, calls)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
@@ -325,7 +338,9 @@ class RedisStore:
 
     # -- series ------------------------------------------------------------
 
-    def series(self, slug: str, start: float, end: float, resolution: str) -> list[tuple[int, dict]]:
+    def series(
+        self, slug: str, start: float, end: float, resolution: str
+    ) -> list[tuple[int, dict]]:
         """Per-interval counts between ``start`` and ``end`` (Unix seconds).
 
         ``resolution`` is ``"minute"`` or ``"hour"``.  Returns ``(interval

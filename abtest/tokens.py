@@ -62,7 +62,9 @@ class VisitorCookies:
         self._signer = Signer(secret_key, salt="abtest.visitor")
 
     def dumps(self, visitor: Visitor) -> str:
-        parts = [visitor.id] + [f"{slug}={variant}" for slug, variant in visitor.assignments.items()]
+        parts = [visitor.id] + [
+            f"{slug}={variant}" for slug, variant in visitor.assignments.items()
+        ]
         return self._signer.sign(":".join(parts)).decode("ascii")
 
     def loads(self, value: str | None) -> Visitor | None:

@@ -32,8 +32,10 @@ def leader(report: dict) -> int | None:
     rows = report["variants"]
     if not any(row["impressions"] for row in rows):
         return None
-    scored = [(row["prob_best"] if row["prob_best"] is not None else -1.0, row["ctr"] or 0.0, -i)
-              for i, row in enumerate(rows)]
+    scored = [
+        (row["prob_best"] if row["prob_best"] is not None else -1.0, row["ctr"] or 0.0, -i)
+        for i, row in enumerate(rows)
+    ]
     return -max(scored)[2]
 
 
@@ -87,7 +89,11 @@ def chi_square(report: dict) -> str:
     test = report["tests"]["chi_square"]
     alpha = report.get("alpha", 0.05)
     if test["p_value"] is None:
-        return "Not computable yet: " + ((test.get("note") or {}).get("message") or "too little data") + "."
+        return (
+            "Not computable yet: "
+            + ((test.get("note") or {}).get("message") or "too little data")
+            + "."
+        )
     if test["p_value"] < alpha:
         return f"The headlines differ (p = {format_p(test['p_value'])})."
     return f"No evidence yet that the headlines differ (p = {format_p(test['p_value'])})."

@@ -36,8 +36,12 @@ def main() -> None:
         posterior = Posterior(impressions, clicks)
         decision = per_call_us(lambda p=posterior: p.choose(rng))
         rebuild = per_call_us(lambda i=impressions, c=clicks: Posterior(i, c))
-        print(f"| {variants} variants: choose | {decision:.2f} | {baseline:.2f} | {decision / baseline:.1f} |")
-        print(f"| {variants} variants: rebuild posterior | {rebuild:.2f} | {baseline:.2f} | {rebuild / baseline:.1f} |")
+        print(
+            f"| {variants} variants: choose | {decision:.2f} | {baseline:.2f} | {decision / baseline:.1f} |"
+        )
+        print(
+            f"| {variants} variants: rebuild posterior | {rebuild:.2f} | {baseline:.2f} | {rebuild / baseline:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="abtest-memory-"))
     socket = work / "redis.sock"
     server = subprocess.Popen(
-        [redis_server_executable(), "--port", "0", "--unixsocket", str(socket), "--save", "",
-         "--appendonly", "no", "--dir", str(work)],
+        [
+            redis_server_executable(),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(work),
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -64,17 +75,29 @@ def main() -> None:
         for first in range(0, args.impressions, BATCH):
             numbers = range(first, min(first + BATCH, args.impressions))
             moment = START + span * first / args.impressions
-            store.record_impressions([(definition.slug, variants[n % 3]) for n in numbers], now=moment)
+            store.record_impressions(
+                [(definition.slug, variants[n % 3]) for n in numbers], now=moment
+            )
         click_every = max(1, args.impressions // max(args.clicks, 1))
         for number in range(args.clicks):
             moment = START + span * number * click_every / args.impressions
-            store.record_click(definition.slug, variants[number % 3], f"visitor{number}", args.click_ttl, now=moment)
+            store.record_click(
+                definition.slug,
+                variants[number % 3],
+                f"visitor{number}",
+                args.click_ttl,
+                now=moment,
+            )
         elapsed = time.perf_counter() - started
 
         families: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for key in client.scan_iter(match="abtest:*", count=5000):
             family = key.split(":")[2] if key.count(":") >= 2 else key
-            family = {"m": "per-minute series", "h": "per-hour series", "clicked": "click de-duplication"}.get(family, family)
+            family = {
+                "m": "per-minute series",
+                "h": "per-hour series",
+                "clicked": "click de-duplication",
+            }.get(family, family)
             families[family][0] += 1
             families[family][1] += int(client.memory_usage(key, samples=0) or 0)
         used = int(client.info("memory")["used_memory"]) - baseline
@@ -83,8 +106,10 @@ def main() -> None:
         server.terminate()
         server.wait()
 
-    print(f"{sum(experiment.impressions):,} impressions and {sum(experiment.clicks):,} clicks "
-          f"over {args.hours:g} h, counted in {elapsed:.1f} s\n")
+    print(
+        f"{sum(experiment.impressions):,} impressions and {sum(experiment.clicks):,} clicks "
+        f"over {args.hours:g} h, counted in {elapsed:.1f} s\n"
+    )
     print("| key family | keys | bytes (MEMORY USAGE) |")
     print("| --- | ---: | ---: |")
     total = 0
@@ -93,8 +118,10 @@ def main() -> None:
         print(f"| {family} | {count:,} | {size:,} |")
     print(f"| all keys of the experiment | {sum(c for c, _ in families.values()):,} | {total:,} |")
     print(f"\nused_memory growth: {used:,} bytes ({used / 2**20:.1f} MiB)")
-    print(f"click de-duplication: {families['click de-duplication'][1] / max(args.clicks, 1):.0f} bytes per click,"
-          f" each expiring after {args.click_ttl} s (ABTEST_CLICK_TOKEN_TTL)")
+    print(
+        f"click de-duplication: {families['click de-duplication'][1] / max(args.clicks, 1):.0f} bytes per click,"
+        f" each expiring after {args.click_ttl} s (ABTEST_CLICK_TOKEN_TTL)"
+    )
 
 
 if __name__ == "__main__":

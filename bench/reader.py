@@ -66,7 +66,9 @@ def wait_http(url: str, timeout: float = 60) -> None:
 @contextlib.contextmanager
 def process(args: list[str], env: dict, log: Path):
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield proc
         finally:
@@ -88,12 +90,23 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, args, headers: dict | None = None, script: Path | None = None, env=None) -> dict:
-    command = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s", "--latency"]
+    command = [
+        "wrk",
+        "-t",
+        str(args.threads),
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{args.duration}s",
+        "--latency",
+    ]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     if script:
         command += ["-s", str(script)]
-    output = subprocess.run(command + [url], capture_output=True, text=True, env=env, check=True).stdout
+    output = subprocess.run(
+        command + [url], capture_output=True, text=True, env=env, check=True
+    ).stdout
     result = {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         "p50": _ms(re.search(r"\s50%\s+(\S+)", output).group(1)),
@@ -101,7 +114,9 @@ def wrk(url: str, args, headers: dict | None = None, script: Path | None = None,
         "errors": 0,
     }
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     result["errors"] = (int(non2xx.group(1)) if non2xx else 0) + (
         sum(int(g) for g in socket_errors.groups()) if socket_errors else 0
     )
@@ -128,19 +143,22 @@ def click_file(path: Path, count: int, variant_ids: tuple[str, ...]) -> Path:
 
 
 def summarize(runs: list[dict]) -> dict:
-    return {
-        key: statistics.median(run[key] for run in runs) for key in ("rps", "p50", "p99")
-    } | {"errors": sum(run["errors"] for run in runs)}
+    return {key: statistics.median(run[key] for run in runs) for key in ("rps", "p50", "p99")} | {
+        "errors": sum(run["errors"] for run in runs)
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--only", help="run only scenarios whose name contains this text")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -159,9 +177,21 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         stack.enter_context(
             process(
-                [redis_server_executable(), "--port", str(redis_port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", str(work)],
-                env, work / "redis.log",
+                [
+                    redis_server_executable(),
+                    "--port",
+                    str(redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(work),
+                ],
+                env,
+                work / "redis.log",
             )
         )
         client = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -172,15 +202,34 @@ def main() -> int:
             time.sleep(0.05)
         stack.enter_context(
             process(
-                [sys.executable, "-m", "abtest.cli", "serve", "--port", str(service_port), *gunicorn_settings],
-                env, work / "service.log",
+                [
+                    sys.executable,
+                    "-m",
+                    "abtest.cli",
+                    "serve",
+                    "--port",
+                    str(service_port),
+                    *gunicorn_settings,
+                ],
+                env,
+                work / "service.log",
             )
         )
         stack.enter_context(
             process(
-                [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{floor_port}",
-                 "--chdir", str(HERE), *gunicorn_settings, "floor:app"],
-                env, work / "floor.log",
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    f"127.0.0.1:{floor_port}",
+                    "--chdir",
+                    str(HERE),
+                    *gunicorn_settings,
+                    "floor:app",
+                ],
+                env,
+                work / "floor.log",
             )
         )
         service = f"http://127.0.0.1:{service_port}"
@@ -197,15 +246,44 @@ def main() -> int:
 
         def click_run(url: str) -> dict:
             path = click_file(work / "clicks.tsv", clicks_needed, ("a", "b", "c"))
-            return wrk(url, args, headers=headers, script=HERE / "clicks.lua",
-                       env=os.environ | {"CLICKS_FILE": str(path), "WRK_THREADS": str(args.threads)})
+            return wrk(
+                url,
+                args,
+                headers=headers,
+                script=HERE / "clicks.lua",
+                env=os.environ | {"CLICKS_FILE": str(path), "WRK_THREADS": str(args.threads)},
+            )
 
         scenarios = {
-            "new visitor at /": (lambda: wrk(service + "/", args, headers), lambda: wrk(floor + "/hincr", args, headers), "HINCRBY floor"),
-            "returning visitor at /": (lambda: wrk(service + "/", args, headers | {"Cookie": cookie}), lambda: wrk(floor + "/hello", args, headers), "hello floor"),
-            "click /c/<token>": (lambda: click_run(service), lambda: wrk(floor + "/hincr", args, headers), "HINCRBY floor"),
-            "assignment API (new visitor)": (lambda: wrk(service + f"/api/v1/experiments/{SLUG}/assignment", args, headers), lambda: wrk(floor + "/hincr", args, headers), "HINCRBY floor"),
-            "stats API": (lambda: wrk(service + f"/api/v1/experiments/{SLUG}/stats", args, headers | {"Authorization": f"Bearer {API_TOKEN}"}), lambda: wrk(floor + "/hincr", args, headers), "HINCRBY floor"),
+            "new visitor at /": (
+                lambda: wrk(service + "/", args, headers),
+                lambda: wrk(floor + "/hincr", args, headers),
+                "HINCRBY floor",
+            ),
+            "returning visitor at /": (
+                lambda: wrk(service + "/", args, headers | {"Cookie": cookie}),
+                lambda: wrk(floor + "/hello", args, headers),
+                "hello floor",
+            ),
+            "click /c/<token>": (
+                lambda: click_run(service),
+                lambda: wrk(floor + "/hincr", args, headers),
+                "HINCRBY floor",
+            ),
+            "assignment API (new visitor)": (
+                lambda: wrk(service + f"/api/v1/experiments/{SLUG}/assignment", args, headers),
+                lambda: wrk(floor + "/hincr", args, headers),
+                "HINCRBY floor",
+            ),
+            "stats API": (
+                lambda: wrk(
+                    service + f"/api/v1/experiments/{SLUG}/stats",
+                    args,
+                    headers | {"Authorization": f"Bearer {API_TOKEN}"},
+                ),
+                lambda: wrk(floor + "/hincr", args, headers),
+                "HINCRBY floor",
+            ),
         }
         # Warm both up (imports, first connections, JIT-free but caches).
         wrk(service + "/", args, headers)
@@ -213,34 +291,56 @@ def main() -> int:
 
         results = {}
         for name, (run_service, run_floor, floor_name) in scenarios.items():
+            if args.only and args.only not in name:
+                continue
             service_runs, floor_runs = [], []
             for _ in range(args.rounds):
                 service_runs.append(run_service())
                 floor_runs.append(run_floor())
             mine, base = summarize(service_runs), summarize(floor_runs)
             results[name] = {
-                "service": mine, "floor": base, "floor_name": floor_name,
-                "rps_ratio": mine["rps"] / base["rps"], "p99_ratio": mine["p99"] / base["p99"],
+                "service": mine,
+                "floor": base,
+                "floor_name": floor_name,
+                "rps_ratio": mine["rps"] / base["rps"],
+                "p99_ratio": mine["p99"] / base["p99"],
             }
-            print(f"{name}: {mine['rps']:.0f} req/s vs {base['rps']:.0f} ({floor_name}), "
-                  f"ratio {results[name]['rps_ratio']:.2f}; p99 {mine['p99']:.2f} ms vs {base['p99']:.2f} ms",
-                  file=sys.stderr)
+            print(
+                f"{name}: {mine['rps']:.0f} req/s vs {base['rps']:.0f} ({floor_name}), "
+                f"ratio {results[name]['rps_ratio']:.2f}; p99 {mine['p99']:.2f} ms vs {base['p99']:.2f} ms",
+                file=sys.stderr,
+            )
 
         memory = measure_memory(client, service_port)
 
     print_table(results, memory, args)
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "memory": memory, "settings": vars(args) | {"json": str(args.json)}}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "results": results,
+                    "memory": memory,
+                    "settings": vars(args) | {"json": str(args.json)},
+                },
+                indent=2,
+            )
+        )
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
 def measure_memory(client: redis.Redis, service_port: int) -> dict:
     """Resident memory of the service's workers (from /proc)."""
-    found = subprocess.run(["pgrep", "-f", f"abtest.cli serve --port {service_port}"], capture_output=True, text=True).stdout.split()
+    found = subprocess.run(
+        ["pgrep", "-f", f"abtest.cli serve --port {service_port}"], capture_output=True, text=True
+    ).stdout.split()
     rss = []
     for pid in found:
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split() if Path(f"/proc/{pid}/task/{pid}/children").exists() else []:
+        for child in (
+            Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            if Path(f"/proc/{pid}/task/{pid}/children").exists()
+            else []
+        ):
             with contextlib.suppress(FileNotFoundError):
                 status = Path(f"/proc/{child}/status").read_text()
                 rss.append(int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024)
@@ -248,17 +348,25 @@ def measure_memory(client: redis.Redis, service_port: int) -> dict:
 
 
 def print_table(results: dict, memory: dict, args) -> None:
-    print(f"\nworkers={args.workers} (sync), wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
-          f"{args.rounds} rounds alternating, medians\n")
-    print("| scenario | abtest req/s | floor | floor req/s | req/s ratio | abtest p50 / p99 ms | floor p50 / p99 ms | p99 ratio | errors |")
+    print(
+        f"\nworkers={args.workers} (sync), wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
+        f"{args.rounds} rounds alternating, medians\n"
+    )
+    print(
+        "| scenario | abtest req/s | floor | floor req/s | req/s ratio | abtest p50 / p99 ms | floor p50 / p99 ms | p99 ratio | errors |"
+    )
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in results.items():
         mine, base = r["service"], r["floor"]
-        print(f"| {name} | {mine['rps']:.0f} | {r['floor_name']} | {base['rps']:.0f} | {r['rps_ratio']:.2f} | "
-              f"{mine['p50']:.2f} / {mine['p99']:.2f} | {base['p50']:.2f} / {base['p99']:.2f} | {r['p99_ratio']:.2f} | "
-              f"{mine['errors']} / {base['errors']} |")
+        print(
+            f"| {name} | {mine['rps']:.0f} | {r['floor_name']} | {base['rps']:.0f} | {r['rps_ratio']:.2f} | "
+            f"{mine['p50']:.2f} / {mine['p99']:.2f} | {base['p50']:.2f} / {base['p99']:.2f} | {r['p99_ratio']:.2f} | "
+            f"{mine['errors']} / {base['errors']} |"
+        )
     if memory["worker_rss_mib"]:
-        print(f"\nservice worker resident memory: {', '.join(f'{m:.0f} MiB' for m in memory['worker_rss_mib'])}")
+        print(
+            f"\nservice worker resident memory: {', '.join(f'{m:.0f} MiB' for m in memory['worker_rss_mib'])}"
+        )
 
 
 if __name__ == "__main__":

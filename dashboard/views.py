@@ -50,7 +50,6 @@ blueprint = Blueprint(
 )
 
 #: Paths under /dashboard/ that can't be experiment slugs.
-RESERVED_SLUGS = frozenset({"new", "login", "logout", "api", "static"})
 PUBLIC_ENDPOINTS = frozenset({"dashboard.login", "dashboard.static"})
 
 CONTENT_SECURITY_POLICY = (
@@ -440,9 +439,7 @@ def new():
         except InvalidExperiment as invalid:
             errors = dict(invalid.errors)
         else:
-            if definition.slug in RESERVED_SLUGS:
-                errors["slug"] = f"“{definition.slug}” is a dashboard address; choose another slug"
-            elif not _service().create(definition):
+            if not _service().create(definition):
                 errors["slug"] = f"“{definition.slug}” is taken by another experiment"
             else:
                 current_app.logger.info("editor %s created %s", g.editor, definition.slug)

@@ -11,10 +11,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-
-from abtest.cli import main
 from conftest import free_port, subprocess_env
 from helpers import HEADLINES, SLUG, teasers
+
+from abtest.cli import main
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
 
@@ -45,7 +45,9 @@ def test_serve_starts_its_own_redis_and_stops_it(tmp_path):
     try:
         status, body = wait_for(f"http://127.0.0.1:{port}/healthz")
         assert status == 200 and json.loads(body) == {"status": "ok", "redis": "ok"}
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"User-Agent": BROWSER})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/", headers={"User-Agent": BROWSER}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             ((_, headline),) = teasers(response.read())
         assert headline in HEADLINES

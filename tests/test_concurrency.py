@@ -7,9 +7,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from werkzeug.serving import make_server
-
 from helpers import teasers, totals
+from werkzeug.serving import make_server
 
 THREADS, REQUESTS = 12, 25
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"

@@ -36,7 +36,11 @@ def test_every_variable_is_read(tmp_path):
     )
     assert settings.production and settings.redis_url == "redis://example:6379/2"
     assert settings.data_dir == tmp_path and settings.users_file == tmp_path / "users"
-    assert (settings.api_token, settings.editor_user, settings.editor_password_hash) == ("token", "ed", "hash")
+    assert (settings.api_token, settings.editor_user, settings.editor_password_hash) == (
+        "token",
+        "ed",
+        "hash",
+    )
     assert settings.cookie_secure is False
     assert (settings.visitor_days, settings.click_token_ttl) == (45, 3600)
     assert (settings.refresh_interval, settings.redis_timeout) == (0.25, 1.5)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from helpers import HEADLINES
 
 from abtest.model import Definition, InvalidExperiment, parse_story, seed_definition
-from helpers import HEADLINES
 
 
 def test_seed_story_parses_to_its_three_headlines_and_its_paragraphs():
@@ -29,7 +29,10 @@ def test_seed_file_matches_the_shared_seed():
     shared = Path(__file__).resolve().parents[2] / "shared" / "seed" / "colombia-china.txt"
     if not shared.exists():
         pytest.skip("shared/ is not beside this checkout")
-    assert parse_story(shared.read_text("utf-8")) == (seed_definition().headlines, seed_definition().body)
+    assert parse_story(shared.read_text("utf-8")) == (
+        seed_definition().headlines,
+        seed_definition().body,
+    )
 
 
 def definition(**changes):
@@ -54,6 +57,7 @@ def test_definition_from_a_form():
     [
         ({"slug": "Not A Slug"}, "slug"),
         ({"slug": ""}, "slug"),
+        ({"slug": "login"}, "slug"),
         ({"title": "  "}, "title"),
         ({"headlines": "Only one"}, "headlines"),
         ({"headlines": [f"Headline {i}" for i in range(27)]}, "headlines"),

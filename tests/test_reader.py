@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from helpers import HEADLINES, SLUG, story_headline, teasers, totals
 
 from abtest import create_app
 from abtest.store import connect
 from abtest.tokens import ClickToken
-from helpers import HEADLINES, SLUG, story_headline, teasers, totals
 
 BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
@@ -78,7 +78,14 @@ def test_click_without_impression_is_refused(client, new_client, service):
     assert totals(service)[1] == (0, 0, 0)
 
 
-@pytest.mark.parametrize("mangle", [lambda t: t[:-2] + ("AA" if t[-2:] != "AA" else "BB"), lambda t: "not-a-token", lambda t: t + "x"])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-2] + ("AA" if t[-2:] != "AA" else "BB"),
+        lambda t: "not-a-token",
+        lambda t: t + "x",
+    ],
+)
 def test_forged_or_malformed_token_is_refused(client, service, mangle):
     link, _ = teasers(front(client).data)[0]
     token = link.removeprefix("/c/")
@@ -206,8 +213,18 @@ def test_stats_api_needs_the_token(client, service):
     assert [v["id"] for v in variants] == ["a", "b", "c"]
     assert [v["headline"] for v in variants] == list(HEADLINES)
     shown = variants[HEADLINES.index(headline)]
-    assert (shown["impressions"], shown["clicks"], shown["ctr"], shown["allocation"]) == (1, 1, 1.0, 1.0)
-    assert client.get("/api/v1/experiments/nope/stats", headers={"Authorization": "Bearer test-api-token"}).status_code == 404
+    assert (shown["impressions"], shown["clicks"], shown["ctr"], shown["allocation"]) == (
+        1,
+        1,
+        1.0,
+        1.0,
+    )
+    assert (
+        client.get(
+            "/api/v1/experiments/nope/stats", headers={"Authorization": "Bearer test-api-token"}
+        ).status_code
+        == 404
+    )
 
 
 def test_paused_serves_variant_a_and_counts_nothing(client, new_client, service):

@@ -11,9 +11,9 @@ from collections import Counter
 
 import pytest
 import redis
+from helpers import SLUG, teasers
 
 from abtest import create_app
-from helpers import SLUG, teasers
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
 
@@ -39,29 +39,25 @@ def counted_app(settings, redis_server, redis_client):
     pool.disconnect()
 
 
-def round_trips(action) -> int:
+def round_trips(browser, path: str, user_agent: str = BROWSER) -> int:
+    """Round trips this thread made to Redis while ``browser`` fetched ``path``."""
     me = threading.get_ident()
     before = CountingConnection.sends[me]
-    action()
+    browser.get(path, headers={"User-Agent": user_agent})
     return CountingConnection.sends[me] - before
 
 
 def test_new_visitor_costs_one_round_trip_and_returning_visitor_none(counted_app):
-    warm = counted_app.test_client()
-    warm.get("/", headers={"User-Agent": BROWSER})  # this worker reads its snapshot once
-
+    counted_app.test_client().get("/", headers={"User-Agent": BROWSER})  # reads the snapshot
+    api = f"/api/v1/experiments/{SLUG}/assignment"
     for _ in range(5):
         browser = counted_app.test_client()
-        assert round_trips(lambda b=browser: b.get("/", headers={"User-Agent": BROWSER})) == 1
-        assert round_trips(lambda b=browser: b.get("/", headers={"User-Agent": BROWSER})) == 0
-        assert round_trips(lambda b=browser: b.get(f"/articles/{SLUG}", headers={"User-Agent": BROWSER})) == 0
-        api = f"/api/v1/experiments/{SLUG}/assignment"
-        assert round_trips(lambda b=browser: b.get(api, headers={"User-Agent": BROWSER})) == 0
-
-    fresh = counted_app.test_client()
-    assert round_trips(lambda: fresh.get(f"/articles/{SLUG}", headers={"User-Agent": BROWSER})) == 1
-    other = counted_app.test_client()
-    assert round_trips(lambda: other.get(f"/api/v1/experiments/{SLUG}/assignment", headers={"User-Agent": BROWSER})) == 1
+        assert round_trips(browser, "/") == 1
+        assert round_trips(browser, "/") == 0
+        assert round_trips(browser, f"/articles/{SLUG}") == 0
+        assert round_trips(browser, api) == 0
+    assert round_trips(counted_app.test_client(), f"/articles/{SLUG}") == 1
+    assert round_trips(counted_app.test_client(), api) == 1
 
 
 def test_a_click_costs_one_round_trip(counted_app):
@@ -71,12 +67,12 @@ def test_a_click_costs_one_round_trip(counted_app):
     warm.get(warm_link, headers={"User-Agent": BROWSER})
     browser = counted_app.test_client()
     ((link, _),) = teasers(browser.get("/", headers={"User-Agent": BROWSER}).data)
-    assert round_trips(lambda: browser.get(link, headers={"User-Agent": BROWSER})) == 1
+    assert round_trips(browser, link) == 1
     # The story after the redirect: a returning visitor, no Redis.
-    assert round_trips(lambda: browser.get(f"/articles/{SLUG}", headers={"User-Agent": BROWSER})) == 0
+    assert round_trips(browser, f"/articles/{SLUG}") == 0
 
 
 def test_bots_cost_no_round_trip(counted_app):
     counted_app.test_client().get("/", headers={"User-Agent": BROWSER})
     bot = counted_app.test_client()
-    assert round_trips(lambda: bot.get("/", headers={"User-Agent": "Googlebot/2.1"})) == 0
+    assert round_trips(bot, "/", user_agent="Googlebot/2.1") == 0

@@ -98,7 +98,9 @@ def test_scripts_survive_a_script_flush_without_double_counting(store):
 
 
 def test_status_change_is_conditional_and_audited(store):
-    assert store.set_status("vote", "decided", "b", {"action": "decide", "editor": "ed"}, expect="running")
+    assert store.set_status(
+        "vote", "decided", "b", {"action": "decide", "editor": "ed"}, expect="running"
+    )
     assert not store.set_status("vote", "paused", None, {"action": "pause"}, expect="running")
     assert store.get("vote").status == "decided" and store.get("vote").winner == "b"
     assert [entry["action"] for entry in store.audit("vote")] == ["decide"]
@@ -106,6 +108,12 @@ def test_status_change_is_conditional_and_audited(store):
 
 
 def test_keys_of_one_experiment_share_a_hash_tag():
-    for key in (keys.meta("x"), keys.counts("x"), keys.minute("x", 1), keys.hour("x", 1),
-                keys.clicked("x", "v"), keys.audit("x")):
+    for key in (
+        keys.meta("x"),
+        keys.counts("x"),
+        keys.minute("x", 1),
+        keys.hour("x", 1),
+        keys.clicked("x", "v"),
+        keys.audit("x"),
+    ):
         assert key.startswith("abtest:{x}:")
