@@ -97,6 +97,9 @@ class Settings:
     minute_retention: int = 2 * 86_400
     #: ``ABTEST_HOUR_RETENTION``: how long per-hour counts are kept.
     hour_retention: int = 90 * 86_400
+    #: ``ABTEST_DASHBOARD_REFRESH``: how often an open dashboard page fetches
+    #: fresh numbers (a page's ``?every=`` overrides it).
+    dashboard_refresh: float = 5.0
     #: ``ABTEST_LOAD_SEED``: load the bundled seed story on start.
     load_seed: bool = True
 
@@ -129,6 +132,7 @@ class Settings:
             "redis_timeout": ("ABTEST_REDIS_TIMEOUT", float, 0.01),
             "minute_retention": ("ABTEST_MINUTE_RETENTION", int, 3600),
             "hour_retention": ("ABTEST_HOUR_RETENTION", int, 86_400),
+            "dashboard_refresh": ("ABTEST_DASHBOARD_REFRESH", float, 0.5),
         }
         for field, (name, cast, minimum) in numbers.items():
             if env.get(name):

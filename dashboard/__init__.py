@@ -7,8 +7,9 @@ authenticated by a Bearer token must be exempted with ``csrf.exempt``).
 App config it reads (all optional):
 
 ``DASHBOARD_REFRESH_SECONDS``
-    How often an open page fetches fresh numbers (default 5 s); a page's
-    ``?every=`` overrides it (0.5 to 300 s).
+    How often an open page fetches fresh numbers (default: the setting
+    ``ABTEST_DASHBOARD_REFRESH``, 5 s); a page's ``?every=`` overrides it
+    (0.5 to 300 s).
 ``DASHBOARD_ALPHA``
     Significance level for the verdicts (default 0.05).
 ``WTF_CSRF_TIME_LIMIT``
@@ -29,11 +30,11 @@ __all__ = ["init_app", "blueprint"]
 
 def init_app(app: Flask) -> None:
     """Register the dashboard and CSRF protection on ``app`` (built by ``create_app``)."""
-    app.config.setdefault("DASHBOARD_REFRESH_SECONDS", 5.0)
+    settings = app.extensions["abtest"]["settings"]
+    app.config.setdefault("DASHBOARD_REFRESH_SECONDS", settings.dashboard_refresh)
     app.config.setdefault("DASHBOARD_ALPHA", 0.05)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
     if "csrf" not in app.extensions:
         CSRFProtect(app)
-    settings = app.extensions["abtest"]["settings"]
     app.extensions["dashboard"] = {"editors": Editors(settings)}
     app.register_blueprint(blueprint, url_prefix="/dashboard")

@@ -32,6 +32,7 @@ def test_every_variable_is_read(tmp_path):
             "ABTEST_MINUTE_RETENTION": "7200",
             "ABTEST_HOUR_RETENTION": "172800",
             "ABTEST_LOAD_SEED": "no",
+            "ABTEST_DASHBOARD_REFRESH": "2.5",
         }
     )
     assert settings.production and settings.redis_url == "redis://example:6379/2"
@@ -46,6 +47,7 @@ def test_every_variable_is_read(tmp_path):
     assert (settings.refresh_interval, settings.redis_timeout) == (0.25, 1.5)
     assert (settings.minute_retention, settings.hour_retention) == (7200, 172800)
     assert settings.load_seed is False
+    assert settings.dashboard_refresh == 2.5
 
 
 @pytest.mark.parametrize("secret", ["", "secret", "temp", "short", "dev-generated-value-xxxxxxxx"])
