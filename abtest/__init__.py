@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, redis=None) -> Flask:
         store,
         ClickTokens(settings.secret_key, settings.click_token_ttl),
         refresh_interval=settings.refresh_interval,
+        visitor_lifetime=settings.visitor_days * 86_400,
     )
     app.extensions["abtest"] = {
         "settings": settings,

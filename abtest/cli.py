@@ -217,7 +217,7 @@ def experiments() -> None:
 def list_experiments() -> None:
     """One line per experiment: slug, status, variants, impressions, clicks."""
     with _service() as service:
-        found = service.store.load_all()
+        found = service.fresh_all()
     if not found:
         click.echo("no experiments")
         return

@@ -27,6 +27,7 @@ STATUSES = (RUNNING, PAUSED, DECIDED)
 #: Variant ids, in the order the headlines are given: at most 26.
 VARIANT_IDS = tuple(string.ascii_lowercase)
 MIN_VARIANTS, MAX_VARIANTS = 2, len(VARIANT_IDS)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 #: Slugs that would collide with dashboard addresses (/dashboard/new, ...).
 RESERVED_SLUGS = frozenset({"new", "login", "logout", "api", "static"})
@@ -79,6 +80,9 @@ class Definition:
             errors["headlines"] = "headlines must differ from each other"
         elif any(len(h) > MAX_HEADLINE for h in headlines):
             errors["headlines"] = f"keep each headline under {MAX_HEADLINE} characters"
+        texts = [self.title, *self.headlines, *self.body]
+        if any(isinstance(t, str) and _CONTROL.search(t) for t in texts):
+            errors.setdefault("body", "remove control characters from the text")
         paragraphs = [p for p in self.body if isinstance(p, str) and p.strip()]
         if not paragraphs:
             errors["body"] = "the story needs at least one paragraph"

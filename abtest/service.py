@@ -89,18 +89,24 @@ class Service:
         store: RedisStore,
         click_tokens: ClickTokens,
         refresh_interval: float = 0.5,
+        visitor_lifetime: int = 30 * 86_400,
         rng: np.random.Generator | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.store = store
         self.click_tokens = click_tokens
         self.refresh_interval = refresh_interval
+        # A click's de-duplication marker must outlive every token that
+        # visitor can still present: their assignment (the cookie) plus the
+        # lifetime of a token minted on its last day.
+        self.click_marker_ttl = int(visitor_lifetime) + click_tokens.max_age
         self.clock = clock
         self._seeded_rng = rng
         self._rng: np.random.Generator | None = rng
         self._pid = os.getpid()
         self._cache: dict[str, _Cached] = {}
         self._loaded_at = 0.0
+        self._tried_at = 0.0
         self._refresher: threading.Thread | None = None
         self._stopped = threading.Event()
         self._lock = threading.Lock()
@@ -135,9 +141,13 @@ class Service:
         self._check_process()
         if self._refresher is None:
             self._start_refresher()
-        if time.monotonic() - self._loaded_at > max(2 * self.refresh_interval, 1.0):
-            # First request, or the refresher is failing: try once ourselves,
-            # and serve what we have if Redis is away.
+        now = time.monotonic()
+        stale = now - self._loaded_at > max(2 * self.refresh_interval, 1.0)
+        if stale and (not self._cache or now - self._tried_at > 1.0):
+            # First request, or the refresher is failing: try ourselves, at
+            # most once a second while there is a snapshot to serve, so that
+            # an outage doesn't make every reader wait for a timeout.
+            self._tried_at = now
             try:
                 self.refresh()
             except StoreError as error:
@@ -194,14 +204,18 @@ class Service:
             if (status, winner) == (experiment.status, experiment.winner):
                 return experiment
             fresh = dataclasses.replace(experiment, status=status, winner=winner)
-            self._cache[experiment.slug] = dataclasses.replace(cached, experiment=fresh)
+            self._store_cached(dataclasses.replace(cached, experiment=fresh))
             return fresh
         impressions, clicks = counts_tuple(experiment.definition, counts)
         fresh = dataclasses.replace(
             experiment, status=status, winner=winner, impressions=impressions, clicks=clicks
         )
-        self._cache[experiment.slug] = _cached(fresh)
+        self._store_cached(_cached(fresh))
         return fresh
+
+    def _store_cached(self, *entries: _Cached) -> None:
+        # Copy on write: readers iterate the snapshot in other threads (gthread workers).
+        self._cache = {**self._cache, **{entry.experiment.slug: entry for entry in entries}}
 
     # -- readers ----------------------------------------------------------
 
@@ -250,15 +264,18 @@ class Service:
         assignments = []
         for slug in slugs:
             experiment = counted.get(slug) or snapshot[slug].experiment
-            variant = visitor.assignments.get(slug) if count else None
+            variant = visitor.assignments.get(slug)
             if experiment.status != RUNNING or variant not in experiment.variant_ids:
                 variant = chosen.get(slug) if experiment.status == RUNNING else None
                 assignments.append(
                     Assignment(experiment, variant or experiment.default_variant, None)
                 )
-                continue
-            token = self.click_tokens.dumps(ClickToken(slug, variant, visitor.id))
-            assignments.append(Assignment(experiment, variant, token))
+            elif not count:
+                # A prefetch by a reader with a headline: theirs, but nothing to count.
+                assignments.append(Assignment(experiment, variant, None))
+            else:
+                token = self.click_tokens.dumps(ClickToken(slug, variant, visitor.id))
+                assignments.append(Assignment(experiment, variant, token))
         return assignments
 
     def click(self, token: ClickToken, visitor: Visitor | None) -> ClickOutcome:
@@ -278,7 +295,7 @@ class Service:
         ):
             raise ActionRefused("this link was not issued to this browser")
         result = self.store.record_click(
-            token.slug, token.variant, token.visitor, self.click_tokens.max_age, now=self.clock()
+            token.slug, token.variant, token.visitor, self.click_marker_ttl, now=self.clock()
         )
         return ClickOutcome(slug=token.slug, counted=result.counted)
 
@@ -289,14 +306,13 @@ class Service:
         experiment = self.store.get(slug)
         if experiment is None:
             raise UnknownExperiment(slug)
-        self._cache[slug] = _cached(experiment)
+        self._store_cached(_cached(experiment))
         return experiment
 
     def fresh_all(self) -> list[Experiment]:
         """Every experiment read from Redis now (one round trip), newest first."""
         experiments = self.store.load_all()
-        for experiment in experiments:
-            self._cache[experiment.slug] = _cached(experiment)
+        self._store_cached(*(_cached(experiment) for experiment in experiments))
         return experiments
 
     def report(self, slug: str, alpha: float = 0.05, experiment: Experiment | None = None) -> dict:
@@ -379,6 +395,16 @@ class Service:
         ):
             raise ActionRefused("the test changed meanwhile; reload and try again")
         return self.fresh(experiment.slug)
+
+    @property
+    def minute_retention(self) -> int:
+        """Seconds per-minute counts are kept."""
+        return self.store.minute_ttl
+
+    @property
+    def hour_retention(self) -> int:
+        """Seconds per-hour counts are kept."""
+        return self.store.hour_ttl
 
     def audit(self, slug: str, limit: int = 100) -> list[dict]:
         return self.store.audit(slug, limit)

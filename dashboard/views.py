@@ -265,7 +265,7 @@ def _page_model(slug: str) -> dict:
     series = service.series(slug)
     now = service.clock()
     retention = (
-        service.store.minute_ttl if series["resolution"] == "minute" else service.store.hour_ttl
+        service.minute_retention if series["resolution"] == "minute" else service.hour_retention
     )
     timeline = charts.build_timeline(
         series,

@@ -74,3 +74,8 @@ def test_invalid_definitions_name_the_field(changes, field):
 def test_twenty_six_headlines_are_allowed():
     made = definition(headlines=[f"Headline {i}" for i in range(26)])
     assert made.variant_ids[-1] == "z"
+
+
+def test_control_characters_are_refused():
+    with pytest.raises(InvalidExperiment):
+        definition(headlines=["Fine", "Not\x00fine"])

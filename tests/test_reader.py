@@ -298,3 +298,50 @@ def test_readers_shown_the_same_headline_get_their_own_click_links(new_client, s
             return
         seen[headline] = (browser, link)
     pytest.fail("twelve readers never shared a headline")
+
+
+def test_reader_responses_are_private(client):
+    for path in ("/", f"/articles/{SLUG}", f"/api/v1/experiments/{SLUG}/assignment"):
+        response = client.get(path, headers={"User-Agent": BROWSER})
+        assert response.headers["Cache-Control"] == "private, no-store"
+        assert "Cookie" in response.headers["Vary"]
+
+
+def test_a_returning_readers_prefetch_shows_their_own_headline(client, service):
+    ((_, headline),) = teasers(front(client).data)
+    prefetched = client.get("/", headers={"User-Agent": BROWSER, "Sec-Purpose": "prefetch"})
+    ((link, shown),) = teasers(prefetched.data)
+    assert shown == headline and link == f"/articles/{SLUG}"
+    assert sum(totals(service)[0]) == 1
+
+
+def test_a_phone_named_cubot_is_a_reader_not_a_bot(client, service):
+    cubot = "Mozilla/5.0 (Linux; Android 11; CUBOT X19) AppleWebKit/537.36 Chrome/96.0 Mobile Safari/537.36"
+    client.get("/", headers={"User-Agent": cubot})
+    assert sum(totals(service)[0]) == 1
+
+
+def test_click_deduplication_outlives_the_visitors_headline(client, service):
+    from abtest import keys
+
+    link, _ = teasers(front(client).data)[0]
+    client.get(link, headers={"User-Agent": BROWSER})
+    visitor = next(iter(service.store.redis.scan_iter(match=keys.clicked(SLUG, "*"))))
+    # The marker lasts as long as the cookie's assignment plus a token's lifetime,
+    # so a reader back next week with a fresh link is not counted twice.
+    assert service.store.redis.ttl(visitor) > 30 * 86_400
+
+
+def test_the_cookie_forgets_decided_experiments(client, app, service):
+    from abtest.model import Definition
+
+    front(client)
+    service.create(
+        Definition(slug="second", title="Second", headlines=("One", "Two"), body=("Text.",))
+    )
+    service.decide(SLUG, "a", editor="ed")
+    client.get("/articles/second", headers={"User-Agent": BROWSER})
+    visitor = app.extensions["abtest"]["visitor_cookies"].loads(
+        client.get_cookie("abtest_visitor").value
+    )
+    assert set(visitor.assignments) == {"second"}

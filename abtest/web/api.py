@@ -36,8 +36,12 @@ def assignment(slug: str):
 
 def editor_allowed() -> bool:
     """A signed-in editor, or the right Bearer token."""
-    if session.get("editor"):
-        return True
+    editor = session.get("editor")
+    if editor:
+        # The dashboard's list of editors, re-read when it changes: a removed
+        # editor's session stops working here too.
+        editors = current_app.extensions.get("dashboard", {}).get("editors")
+        return editors is None or editors.exists(editor)
     token = context.settings().api_token
     header = request.headers.get("Authorization", "")
     scheme, _, supplied = header.partition(" ")

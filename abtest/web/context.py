@@ -17,9 +17,11 @@ COOKIE = "abtest_visitor"
 
 # Crawlers and link previewers: served normally, never assigned or counted.
 BOT_USER_AGENT = re.compile(
-    r"bot\b|bot/|crawl|spider|slurp|facebookexternalhit|facebookcatalog|embedly|"
-    r"preview|whatsapp|telegram|skypeuripreview|bitlybot|tumblr|vkshare|"
-    r"pinterest|redditbot|quora link|outbrain|mediapartners|lighthouse|"
+    # "bot" as a word ending (Googlebot/, Slackbot-, TelegramBot) but not the
+    # phone maker Cubot; app names only as their crawlers, not their in-app browsers.
+    r"(?<!cu)bot\b|bot/|crawl|spider|slurp|facebookexternalhit|facebookcatalog|embedly|"
+    r"preview|whatsapp/|skypeuripreview|tumblr/|vkshare|"
+    r"pinterest/|quora link|outbrain|mediapartners|lighthouse|"
     r"pagespeed|python-requests|python-urllib|curl/|wget/|"
     r"httpclient|okhttp|go-http-client|feedfetcher|feedburner|ia_archiver|archive\.org",
     re.IGNORECASE,
@@ -81,11 +83,27 @@ def _new_visitor() -> Visitor:
     return g.abtest_visitor
 
 
+#: At most this many assignments ride in the visitor cookie (about 30 bytes
+#: each, far below the browsers' 4 kB per cookie); the oldest go first.
+MAX_ASSIGNMENTS = 64
+
+
 def save_visitor(response: Response) -> Response:
-    """Set the cookie when this request gave the visitor a new assignment."""
+    """Mark the response private; set the cookie when this request assigned a headline.
+
+    Reader responses carry per-visitor click tokens and headlines, so no
+    shared cache may keep them.  The cookie drops assignments of experiments
+    that are decided or gone, so it stays small however many stories run.
+    """
+    response.headers["Cache-Control"] = "private, no-store"
+    response.vary.add("Cookie")
     current = g.get("abtest_visitor")
     if current is None or current.assignments == (g.get("abtest_assigned") or {}):
         return response
+    live = {e.slug for e in service().experiments() if e.status != "decided"}
+    kept = [(slug, variant) for slug, variant in current.assignments.items() if slug in live]
+    current.assignments.clear()
+    current.assignments.update(kept[-MAX_ASSIGNMENTS:])
     cookies: VisitorCookies = _extension()["visitor_cookies"]
     config = settings()
     response.set_cookie(
