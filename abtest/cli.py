@@ -157,7 +157,7 @@ def _pct(value: float | None, digits: int = 2) -> str:
 
 def render_report(report: dict) -> str:
     """The stats report as a terminal table with plain-words verdicts."""
-    level = round(100 * (1 - report.get("alpha", 0.05)))
+    level = verdicts.confidence_level(report)
     lines = [
         f"{report['experiment']}  ({report['status']}"
         + (f", winner {verdicts.label(report['winner'])}" if report.get("winner") else "")
@@ -194,7 +194,8 @@ def render_report(report: dict) -> str:
     chi = report["tests"]["chi_square"]
     if chi["statistic"] is not None:
         lines.append(
-            f"Chi-square: X² = {chi['statistic']:.3f}, df = {chi['dof']}, p = {verdicts.format_p(chi['p_value'])}"
+            f"Chi-square: X² = {chi['statistic']:.3f}, df = {chi['dof']}, "
+            f"p = {verdicts.format_p(chi['p_value'])}"
         )
     lines.append("  " + verdicts.chi_square(report))
     lines.append("Pairwise (two-proportion z-tests, Holm-adjusted):")

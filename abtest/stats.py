@@ -41,7 +41,15 @@ from numpy.polynomial import legendre
 from scipy import special
 from scipy import stats as scipy_stats
 
-__all__ = ["analyze", "Note", "ChiSquareTest", "PairwiseTest"]
+__all__ = [
+    "analyze",
+    "Note",
+    "ChiSquareTest",
+    "PairwiseTest",
+    "wilson_interval",
+    "beta_density",
+    "join_words",
+]
 
 #: An experiment compares at least two and at most 26 headlines (ids a..z).
 _MIN_VARIANTS = 2
@@ -147,7 +155,7 @@ def analyze(
     clicks_array = np.array(clicks_list, dtype=np.float64)
 
     posteriors = _compare_posteriors(impressions_array, clicks_array)
-    intervals = _wilson_intervals(impressions_array, clicks_array, alpha)
+    intervals = wilson_interval(impressions_array, clicks_array, alpha)
     total = sum(impressions_list)
 
     variants = []
@@ -202,11 +210,14 @@ def _no_impressions(indices: list[int]) -> Note:
     names = [_name(index) for index in indices]
     if len(names) == 1:
         return Note("no_impressions", f"variant {names[0]} has no impressions")
-    return Note("no_impressions", f"variants {_join(names)} have no impressions")
+    return Note("no_impressions", f"variants {join_words(names)} have no impressions")
 
 
-def _join(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+def join_words(words: Sequence[str]) -> str:
+    """Words as prose lists them: "A", "A and B", "A, B and C" ("" for none)."""
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
 
 
 # -- input ---------------------------------------------------------------------
@@ -271,14 +282,17 @@ def _check_counts(impressions: object, clicks: object) -> tuple[list[int], list[
 # -- frequentist ---------------------------------------------------------------
 
 
-def _wilson_intervals(
-    impressions: np.ndarray, clicks: np.ndarray, alpha: float
+def wilson_interval(
+    impressions: np.ndarray | Sequence[int], clicks: np.ndarray | Sequence[int], alpha: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score intervals (no continuity correction) for every variant at once.
+    """Wilson score intervals (no continuity correction) at level ``1 - alpha``, elementwise.
 
-    Entries for variants without impressions are meaningless (0.0); callers
-    replace them with ``None``.
+    ``impressions`` and ``clicks`` are arrays (any equal shape) of counts;
+    returns the arrays ``(low, high)``.  Where there are no impressions the
+    interval is the whole [0, 1]; :func:`analyze` gives ``None`` there instead.
     """
+    impressions = np.asarray(impressions, dtype=np.float64)
+    clicks = np.asarray(clicks, dtype=np.float64)
     # The formula of scipy's binomtest(k, n).proportion_ci(1 - alpha,
     # method="wilson") and R's prop.test(correct = FALSE)$conf.int (Newcombe
     # 1998, method 3), vectorised: scipy builds a binomtest per variant and
@@ -498,6 +512,23 @@ def _log_density(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
             + other_side[:, None] * np.log1p(-offset / (1 - mode[:, None]))
         )
     return log_pdf
+
+
+def beta_density(
+    a: np.ndarray | Sequence[float],
+    b: np.ndarray | Sequence[float],
+    x: np.ndarray | Sequence[float],
+) -> np.ndarray:
+    """Each Beta(a_i, b_i) density at every 0 < x < 1: shape (len(a), len(x)).
+
+    Accurate at large counts too (see :func:`_log_density`).  For a variant's
+    posterior pass a = 1 + clicks, b = 1 + impressions - clicks.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(under="ignore"):
+        return np.exp(_log_density(a, b, x))
 
 
 def _stirling_delta(n: np.ndarray) -> np.ndarray:

@@ -6,7 +6,17 @@ pairwise test is significant at the report's alpha, "leads" otherwise.
 
 from __future__ import annotations
 
-__all__ = ["label", "leader", "overall", "pairwise", "chi_square", "format_p"]
+__all__ = [
+    "label",
+    "leader",
+    "wins",
+    "overall",
+    "pairwise",
+    "chi_square",
+    "format_p",
+    "confidence_level",
+    "join_words",
+]
 
 
 def label(variant_id: str) -> str:
@@ -21,10 +31,19 @@ def format_p(p: float | None) -> str:
     return f"{p:.3f}"
 
 
-def _join(words: list[str]) -> str:
-    if len(words) <= 1:
-        return "".join(words)
-    return ", ".join(words[:-1]) + " and " + words[-1]
+def confidence_level(report: dict) -> int:
+    """The intervals' level in percent: 95 for alpha = 0.05."""
+    return round(100 * (1 - report.get("alpha", 0.05)))
+
+
+def join_words(words: list[str]) -> str:
+    """ "A", "A and B", "A, B and C": :func:`abtest.stats.join_words`."""
+    # Imported here, not at the top: abtest.stats brings scipy, which the app
+    # and the CLI load with the first report, not when they start
+    # (docs/performance.md).  Every caller has a report by then.
+    from . import stats
+
+    return stats.join_words(words)
 
 
 def leader(report: dict) -> int | None:
@@ -32,10 +51,7 @@ def leader(report: dict) -> int | None:
     rows = report["variants"]
     if not any(row["impressions"] for row in rows):
         return None
-    scored = [
-        (row["prob_best"] if row["prob_best"] is not None else -1.0, row["ctr"] or 0.0, -i)
-        for i, row in enumerate(rows)
-    ]
+    scored = [(row["prob_best"], row["ctr"] or 0.0, -i) for i, row in enumerate(rows)]
     return -max(scored)[2]
 
 
@@ -43,8 +59,11 @@ def _ids(report: dict) -> list[str]:
     return [row.get("id") or chr(ord("a") + i) for i, row in enumerate(report["variants"])]
 
 
-def _wins(report: dict, index: int) -> tuple[list[tuple[str, float]], list[str]]:
-    """(variants ``index`` beats significantly with their Holm p, those it doesn't yet)."""
+def wins(report: dict, index: int) -> tuple[list[tuple[str, float]], list[str]]:
+    """(the variants ``index`` beats significantly, each with its Holm p; those it doesn't yet).
+
+    Variants are named by :func:`label`.
+    """
     alpha = report.get("alpha", 0.05)
     ids = _ids(report)
     beaten, open_ = [], []
@@ -72,17 +91,16 @@ def overall(report: dict) -> str:
     if not any(row["clicks"] for row in rows):
         return "No clicks yet; too early to tell."
     name = label(_ids(report)[best])
-    beaten, open_ = _wins(report, best)
-    if beaten and not open_:
-        worst_p = max(p for _, p in beaten)
-        return f"{name} is better than {_join([b for b, _ in beaten])} (p = {format_p(worst_p)}, Holm)."
-    if beaten:
-        worst_p = max(p for _, p in beaten)
-        return (
-            f"{name} is better than {_join([b for b, _ in beaten])} (p = {format_p(worst_p)}, Holm); "
-            f"not yet distinguishable from {_join(open_)}."
-        )
-    return f"{name} leads; not yet significant."
+    beaten, open_ = wins(report, best)
+    if not beaten:
+        return f"{name} leads; not yet significant."
+    better = (
+        f"{name} is better than {join_words([b for b, _ in beaten])} "
+        f"(p = {format_p(max(p for _, p in beaten))}, Holm)"
+    )
+    if not open_:
+        return f"{better}."
+    return f"{better}; not yet distinguishable from {join_words(open_)}."
 
 
 def chi_square(report: dict) -> str:

@@ -9,6 +9,10 @@ Everything here is pure: counts and a series in, ``Markup`` out.  Text and
 attribute values are escaped; colours and geometry go into SVG presentation
 attributes, never ``style=""``, so the dashboard's Content-Security-Policy
 needs no ``unsafe-inline``.  Times on the axes are UTC.
+
+The intervals and densities are :mod:`abtest.stats`'s, imported inside the
+functions that need them: it brings scipy, which the app loads with the first
+report, not when it starts (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from statistics import NormalDist
 
 from markupsafe import Markup, escape
 
@@ -30,8 +33,6 @@ __all__ = [
     "ctr_chart",
     "share_chart",
     "posterior_chart",
-    "wilson",
-    "beta_pdf",
     "swatch",
 ]
 
@@ -93,32 +94,6 @@ def swatch(index: int, size: int = 12) -> Markup:
 
 
 # -- maths -----------------------------------------------------------------
-
-
-def wilson(clicks: int, impressions: int, z: float) -> tuple[float, float]:
-    """Wilson score interval for clicks / impressions, no continuity correction.
-
-    The same interval the stats document gives for the totals, so the band's
-    right edge meets the table's interval.  No impressions: the whole [0, 1].
-    """
-    if impressions <= 0:
-        return 0.0, 1.0
-    p = clicks / impressions
-    z2 = z * z
-    denominator = 1 + z2 / impressions
-    centre = (p + z2 / (2 * impressions)) / denominator
-    half = z * math.sqrt(p * (1 - p) / impressions + z2 / (4 * impressions**2)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def z_for(alpha: float) -> float:
-    return NormalDist().inv_cdf(1 - alpha / 2)
-
-
-def beta_pdf(x: float, a: float, b: float) -> float:
-    """Density of Beta(a, b) at 0 < x < 1, through log-gamma (no overflow for big counts)."""
-    log_beta = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
-    return math.exp((a - 1) * math.log(x) + (b - 1) * math.log1p(-x) - log_beta)
 
 
 # -- the time axis -----------------------------------------------------------
@@ -498,6 +473,27 @@ class _Frame:
         )
 
 
+def _line(
+    points: Sequence[tuple[float, float]],
+    index: int,
+    clip: str,
+    *,
+    width: float,
+    linejoin: str | None = None,
+) -> str:
+    """Variant ``index``'s line through ``points``, in its colour and dash pattern."""
+    return _el(
+        "path",
+        d=_path(points),
+        fill="none",
+        stroke=colour(index),
+        stroke_width=width,
+        stroke_dasharray=dash(index),
+        stroke_linejoin=linejoin,
+        clip_path=clip,
+    )
+
+
 def _legend_labels(
     labels: Sequence[str], headlines: Sequence[str] | None, room: float
 ) -> list[str]:
@@ -549,12 +545,20 @@ def ctr_chart(
         frame.time_axis(timeline.start, timeline.axis_end, "Time (UTC)")
         return frame.render(title, description)
 
-    z = z_for(alpha)
+    from abtest import stats
+
+    # Every variant's interval at the end of every bucket: lows[bucket][variant].
+    lows, highs = stats.wilson_interval(
+        [impressions for _, impressions, _ in cumulative],
+        [clicks for _, _, clicks in cumulative],
+        alpha,
+    )
+    lows, highs = lows.tolist(), highs.tolist()
     # The y axis covers every line once it has some readers, and the final
     # intervals; the wild early swings (1 click out of 2 = 50%) are clipped
     # rather than allowed to flatten the part that matters.
-    final_i, final_c = cumulative[-1][1], cumulative[-1][2]
-    candidates = [wilson(final_c[v], final_i[v], z)[1] for v in range(count) if final_i[v]]
+    final_i = cumulative[-1][1]
+    candidates = [highs[-1][v] for v in range(count) if final_i[v]]
     for _, impressions, clicks in cumulative:
         for v in range(count):
             if impressions[v] >= 30:
@@ -577,14 +581,13 @@ def ctr_chart(
 
     for v in range(count):
         line, upper, lower = [], [], []
-        for t, impressions, clicks in cumulative:
+        for step, (t, impressions, clicks) in enumerate(cumulative):
             if impressions[v] == 0:
                 continue
-            low, high = wilson(clicks[v], impressions[v], z)
             x = x_of(t)
             line.append((x, y_of(clicks[v] / impressions[v])))
-            upper.append((x, y_of(high)))
-            lower.append((x, y_of(low)))
+            upper.append((x, y_of(highs[step][v])))
+            lower.append((x, y_of(lows[step][v])))
         if not line:
             continue
         if len(line) == 1:  # one bucket so far: widen to a short stub so it shows
@@ -606,18 +609,7 @@ def ctr_chart(
             continue
         if len(line) == 1:
             line.insert(0, (max(frame.x0, line[0][0] - 6), line[0][1]))
-        frame.add(
-            _el(
-                "path",
-                d=_path(line),
-                fill="none",
-                stroke=colour(v),
-                stroke_width=2.5,
-                stroke_dasharray=dash(v),
-                stroke_linejoin="round",
-                clip_path=clip,
-            )
-        )
+        frame.add(_line(line, v, clip, width=2.5, linejoin="round"))
         x, y = line[-1]
         frame.add(_el("circle", cx=x, cy=y, r=4, fill=colour(v), stroke="#fff", stroke_width=1.5))
     return frame.render(title, description)
@@ -710,7 +702,10 @@ def posterior_chart(
     epsilon = 1e-9
     grid = [low + (high - low) * i / (samples - 1) for i in range(samples)]
     grid = [min(max(x, epsilon), 1 - epsilon) for x in grid]
-    curves = [[beta_pdf(x, a, b) for x in grid] for a, b in params]
+
+    from abtest import stats
+
+    curves = stats.beta_density([a for a, _ in params], [b for _, b in params], grid).tolist()
     peak = max(max(curve) for curve in curves)
     top, y_step = _nice_top(peak * 1.05)
 
@@ -768,15 +763,5 @@ def posterior_chart(
         frame.add(
             _el("path", d=area, fill=colour(v), fill_opacity=0.12, stroke="none", clip_path=clip)
         )
-        frame.add(
-            _el(
-                "path",
-                d=_path(line),
-                fill="none",
-                stroke=colour(v),
-                stroke_width=2.2,
-                stroke_dasharray=dash(v),
-                clip_path=clip,
-            )
-        )
+        frame.add(_line(line, v, clip, width=2.2))
     return frame.render(title, description)

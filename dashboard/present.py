@@ -14,7 +14,6 @@ from abtest import verdicts
 from . import charts
 
 __all__ = [
-    "join_words",
     "percent",
     "probability",
     "loss_per_thousand",
@@ -24,7 +23,6 @@ __all__ = [
     "variant_rows",
     "tests_view",
     "verdict_view",
-    "significance",
     "audit_rows",
     "listing_row",
 ]
@@ -36,13 +34,6 @@ ACTIONS = {
     "resume": "Resumed",
     "reopen": "Reopened",
 }
-
-
-def join_words(words: list[str]) -> str:
-    """ "A", "A and B", "A, B and C"."""
-    if len(words) <= 1:
-        return "".join(words)
-    return ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def percent(value: float | None, decimals: int = 2) -> str:
@@ -108,15 +99,10 @@ def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds")
 
 
-def _note(entry: dict) -> str | None:
-    note = entry.get("note")
-    if isinstance(note, dict):
-        return note.get("message") or note.get("reason") or note.get("code")
-    return note if isinstance(note, str) else None
-
-
-def level(report: dict) -> int:
-    return round(100 * (1 - report.get("alpha", 0.05)))
+def _note(test: dict) -> str | None:
+    """Why a test has no result, for editors (the stats note is {"code", "message"} or None)."""
+    note = test.get("note")
+    return note["message"] if note else None
 
 
 def variant_rows(report: dict) -> list[dict]:
@@ -151,24 +137,6 @@ def variant_rows(report: dict) -> list[dict]:
     return rows
 
 
-def significance(report: dict, index: int) -> tuple[list[tuple[str, float]], list[str]]:
-    """(variants ``index`` is significantly better than, with Holm p; the others)."""
-    alpha = report.get("alpha", 0.05)
-    ids = [row["id"] for row in report["variants"]]
-    beaten, open_ = [], []
-    for pair in report["tests"]["pairwise"]:
-        if index not in (pair["a"], pair["b"]):
-            continue
-        other = pair["b"] if pair["a"] == index else pair["a"]
-        diff = pair.get("diff")
-        ahead = diff is not None and (diff < 0 if pair["a"] == index else diff > 0)
-        if pair.get("p_holm") is not None and pair["p_holm"] < alpha and ahead:
-            beaten.append((verdicts.label(ids[other]), pair["p_holm"]))
-        else:
-            open_.append(verdicts.label(ids[other]))
-    return beaten, open_
-
-
 def verdict_view(report: dict) -> dict:
     """The headline verdict, and how settled it is (for its colour)."""
     text = verdicts.overall(report)
@@ -179,7 +147,7 @@ def verdict_view(report: dict) -> dict:
         kind = "waiting"
     else:
         leader = verdicts.leader(report)
-        beaten, open_ = significance(report, leader) if leader is not None else ([], [""])
+        beaten, open_ = verdicts.wins(report, leader) if leader is not None else ([], [""])
         kind = "significant" if beaten and not open_ else "open"
     return {"text": text, "kind": kind, "chi_square": verdicts.chi_square(report)}
 
@@ -205,7 +173,7 @@ def tests_view(report: dict) -> dict:
         )
     return {
         "alpha": report.get("alpha", 0.05),
-        "level": level(report),
+        "level": verdicts.confidence_level(report),
         "chi": {
             "statistic": DASH if chi.get("statistic") is None else f"{chi['statistic']:.2f}",
             "dof": DASH if chi.get("dof") is None else chi["dof"],

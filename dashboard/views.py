@@ -261,7 +261,6 @@ def _page_model(slug: str) -> dict:
     service = _service()
     experiment = _experiment_or_404(slug)
     report = service.report(slug, alpha=_alpha(), experiment=experiment)
-    report.setdefault("alpha", _alpha())
     series = service.series(slug)
     now = service.clock()
     retention = (
@@ -289,7 +288,7 @@ def _page_model(slug: str) -> dict:
             "share": charts.share_chart(timeline, labels),
             "posterior": charts.posterior_chart(experiment.impressions, experiment.clicks, labels),
         },
-        "level": present.level(report),
+        "level": verdicts.confidence_level(report),
         "age": present.age(now - experiment.created_at),
         "started": present.utc(experiment.created_at),
         "updated_at": now,
@@ -358,12 +357,11 @@ def decide(slug: str):
         return _back_to(slug)
 
     report = service.report(slug, alpha=_alpha(), experiment=experiment)
-    report.setdefault("alpha", _alpha())
     leader = verdicts.leader(report)
     if variant not in experiment.variant_ids:
         variant = experiment.variant_ids[leader if leader is not None else 0]
     index = experiment.variant_ids.index(variant)
-    beaten, open_ = present.significance(report, index)
+    beaten, open_ = verdicts.wins(report, index)
     rows = present.variant_rows(report)
     return render_template(
         "dashboard_decide.html",
@@ -373,12 +371,12 @@ def decide(slug: str):
         chosen=rows[index],
         verdict=present.verdict_view(report),
         significant=bool(beaten) and not open_,
-        beaten=beaten,
-        open_text=present.join_words(open_),
-        beaten_text=present.join_words([name for name, _ in beaten]),
+        beaten=[(name, verdicts.format_p(p)) for name, p in beaten],
+        open_text=verdicts.join_words(open_),
+        beaten_text=verdicts.join_words([name for name, _ in beaten]),
         alpha_text=f"{100 * report['alpha']:g}%",
         leader=rows[leader] if leader is not None else None,
-        level=present.level(report),
+        level=verdicts.confidence_level(report),
         refresh_seconds=_refresh_seconds(),
     )
 
@@ -459,6 +457,29 @@ def new():
 # -- exports -------------------------------------------------------------------------
 
 
+COUNTS_COLUMNS = (
+    "variant",
+    "headline",
+    "impressions",
+    "clicks",
+    "ctr",
+    "ctr_low",
+    "ctr_high",
+    "allocation",
+    "prob_best",
+    "expected_loss_per_1000",
+)
+SERIES_COLUMNS = (
+    "interval_start_utc",
+    "interval_start_unix",
+    "interval_seconds",
+    "variant",
+    "headline",
+    "impressions",
+    "clicks",
+)
+
+
 def _stamp() -> str:
     return time.strftime("%Y%m%d-%H%M", time.gmtime(_service().clock()))
 
@@ -468,6 +489,15 @@ def _download(body: str, slug: str, what: str, extension: str, mimetype: str) ->
     filename = f"{slug}-{what}-{_stamp()}.{extension}"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def _csv(slug: str, what: str, header: tuple[str, ...], rows: list[list]) -> Response:
+    """A CSV download: the header line, then the rows."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return _download(out.getvalue(), slug, what, "csv", "text/csv")
 
 
 def _cell(text: str) -> str:
@@ -486,25 +516,10 @@ def _resolution() -> str | None:
 def export_counts_csv(slug: str):
     experiment = _experiment_or_404(slug)
     report = _service().report(slug, alpha=_alpha(), experiment=experiment)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(
-        [
-            "variant",
-            "headline",
-            "impressions",
-            "clicks",
-            "ctr",
-            "ctr_low",
-            "ctr_high",
-            "allocation",
-            "prob_best",
-            "expected_loss_per_1000",
-        ]
-    )
+    rows = []
     for row in report["variants"]:
         low, high = row.get("ctr_ci") or (None, None)
-        writer.writerow(
+        rows.append(
             [
                 row["id"],
                 _cell(row["headline"]),
@@ -518,7 +533,7 @@ def export_counts_csv(slug: str):
                 _number(None if row.get("expected_loss") is None else 1000 * row["expected_loss"]),
             ]
         )
-    return _download(out.getvalue(), slug, "counts", "csv", "text/csv")
+    return _csv(slug, "counts", COUNTS_COLUMNS, rows)
 
 
 def _number(value) -> str:
@@ -529,23 +544,11 @@ def _number(value) -> str:
 def export_series_csv(slug: str):
     experiment = _experiment_or_404(slug)
     series = _service().series(slug, resolution=_resolution())
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(
-        [
-            "interval_start_utc",
-            "interval_start_unix",
-            "interval_seconds",
-            "variant",
-            "headline",
-            "impressions",
-            "clicks",
-        ]
-    )
+    rows = []
     for point in series["points"]:
         start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(point["t"]))
         for index, variant in enumerate(series["variants"]):
-            writer.writerow(
+            rows.append(
                 [
                     start,
                     point["t"],
@@ -556,7 +559,7 @@ def export_series_csv(slug: str):
                     point["clicks"][index],
                 ]
             )
-    return _download(out.getvalue(), slug, f"series-{series['resolution']}", "csv", "text/csv")
+    return _csv(slug, f"series-{series['resolution']}", SERIES_COLUMNS, rows)
 
 
 @blueprint.get("/<slug>/export.json")

@@ -708,24 +708,6 @@ def test_csv_export_defuses_spreadsheet_formulas(editor):
 # -- the charts on their own -------------------------------------------------------------------
 
 
-def test_wilson_band_meets_the_stats_document_interval(editor, new_client, service):
-    reader_traffic(new_client, 12, click_every=2)
-    report = service.report(SLUG)
-    z = charts.z_for(0.05)
-    for row in report["variants"]:
-        if row["impressions"]:
-            low, high = charts.wilson(row["clicks"], row["impressions"], z)
-            assert low == pytest.approx(row["ctr_ci"][0], abs=1e-9)
-            assert high == pytest.approx(row["ctr_ci"][1], abs=1e-9)
-
-
-def test_beta_density_integrates_to_one():
-    for a, b in ((1, 1), (3, 40), (120, 2000), (2000, 30000)):
-        steps = 20000
-        total = sum(charts.beta_pdf((i + 0.5) / steps, a, b) for i in range(steps)) / steps
-        assert total == pytest.approx(1.0, abs=2e-3)
-
-
 def test_charts_before_any_reader_say_so():
     series = {"interval_seconds": 60, "variants": ["a", "b"], "points": []}
     timeline = charts.build_timeline(series, created_at=1000.0, now=1030.0, counting=True)

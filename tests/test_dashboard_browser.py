@@ -11,8 +11,8 @@ to tests/artifacts/experiment-page.png.
 from __future__ import annotations
 
 import dataclasses
-import os
 import http.cookiejar
+import os
 import re
 import threading
 import urllib.request

@@ -588,3 +588,12 @@ def test_invalid_counts_raise_value_error_saying_what_is_wrong(impressions, clic
 def test_invalid_alpha_raises_value_error(alpha):
     with pytest.raises(ValueError, match="alpha must be a number strictly between 0 and 1"):
         analyze([10, 10], [1, 2], alpha=alpha)
+
+
+def test_beta_density_integrates_to_one():
+    from abtest.stats import beta_density
+
+    steps = 20_000
+    grid = (np.arange(steps) + 0.5) / steps
+    densities = beta_density([1, 3, 120, 2000], [1, 40, 2000, 30000], grid)
+    assert np.allclose(densities.sum(axis=1) / steps, 1.0, atol=2e-3)
