@@ -31,6 +31,25 @@ _SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
 _VARIANT = re.compile(r"^[a-z]$")
 
 
+class _KeyCache:
+    """Derive each signing key once, not on every signature (itsdangerous re-derives it)."""
+
+    def derive_key(self, secret_key=None):
+        cache = self.__dict__.setdefault("_derived_keys", {})
+        key = cache.get(secret_key)
+        if key is None:
+            key = cache[secret_key] = super().derive_key(secret_key)
+        return key
+
+
+class _Signer(_KeyCache, Signer):
+    pass
+
+
+class _TimestampSigner(_KeyCache, TimestampSigner):
+    pass
+
+
 class InvalidToken(ValueError):
     """Malformed or forged: not something this service signed."""
 
@@ -59,7 +78,7 @@ class VisitorCookies:
     """Encodes a :class:`Visitor` into a signed cookie value and back."""
 
     def __init__(self, secret_key: str):
-        self._signer = Signer(secret_key, salt="abtest.visitor")
+        self._signer = _Signer(secret_key, salt="abtest.visitor")
 
     def dumps(self, visitor: Visitor) -> str:
         parts = [visitor.id] + [
@@ -98,7 +117,7 @@ class ClickTokens:
     """Click tokens: which visitor was shown which variant of which experiment, and when."""
 
     def __init__(self, secret_key: str, max_age: int):
-        self._signer = TimestampSigner(secret_key, salt="abtest.click")
+        self._signer = _TimestampSigner(secret_key, salt="abtest.click")
         self.max_age = max_age
 
     def dumps(self, token: ClickToken) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 
 from flask import Response, current_app, g, request
+from werkzeug.http import http_date
 
 from ..config import Settings
 from ..service import Service
@@ -83,6 +85,12 @@ def _new_visitor() -> Visitor:
     return g.abtest_visitor
 
 
+@functools.lru_cache(maxsize=4)
+def _expires(now: int, max_age: int) -> str:
+    """The cookie's Expires date, formatted once a second (formatting costs ~15 µs)."""
+    return http_date(now + max_age)
+
+
 #: At most this many assignments ride in the visitor cookie (about 30 bytes
 #: each, far below the browsers' 4 kB per cookie); the oldest go first.
 MAX_ASSIGNMENTS = 64
@@ -106,10 +114,12 @@ def save_visitor(response: Response) -> Response:
     current.assignments.update(kept[-MAX_ASSIGNMENTS:])
     cookies: VisitorCookies = _extension()["visitor_cookies"]
     config = settings()
+    max_age = config.visitor_days * 86_400
     response.set_cookie(
         COOKIE,
         cookies.dumps(current),
-        max_age=config.visitor_days * 86_400,
+        max_age=max_age,
+        expires=_expires(int(time.time()), max_age),
         httponly=True,
         secure=config.cookie_secure,
         samesite="Lax",
