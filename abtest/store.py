@@ -275,29 +275,34 @@ class RedisStore:
         """Count a click unless this visitor's click was counted already."""
         now = time.time() if now is None else now
         minute, hour = _minute_and_hour(now)
-        status, counted = self._click(
-            keys=[
-                keys.meta(slug),
-                keys.counts(slug),
-                keys.minute(slug, minute),
-                keys.hour(slug, hour),
-                keys.clicked(slug, visitor),
-            ],
-            args=[
-                keys.impression_field(variant),
-                keys.click_field(variant),
-                self.minute_ttl,
-                self.hour_ttl,
-                int(marker_ttl),
-                variant,
+        ((status, counted),) = self._evalsha_many(
+            self._click,
+            [
+                (
+                    [
+                        keys.meta(slug),
+                        keys.counts(slug),
+                        keys.minute(slug, minute),
+                        keys.hour(slug, hour),
+                        keys.clicked(slug, visitor),
+                    ],
+                    [
+                        keys.impression_field(variant),
+                        keys.click_field(variant),
+                        self.minute_ttl,
+                        self.hour_ttl,
+                        int(marker_ttl),
+                        variant,
+                    ],
+                )
             ],
         )
         return ClickResult(status=status, counted=bool(counted))
 
     def _evalsha_many(self, script, calls: list[tuple[list, list]]) -> list:
-        """Run one script many times in a single pipeline (one round trip).
+        """Run one script once per call, all in one round trip.
 
-        redis-py's pipelines check ``SCRIPT EXISTS`` before every execute (an
+        One call is a plain EVALSHA; several go in one pipeline.  redis-py's pipelines check ``SCRIPT EXISTS`` before every execute (an
         extra round trip), so this sends EVALSHA itself and loads the script
         only for the calls Redis answered NOSCRIPT (after a restart or
         ``SCRIPT FLUSH``), re-running just those: nothing is counted twice.
@@ -305,19 +310,12 @@ class RedisStore:
         if len(calls) == 1:
             # The common case, one experiment: a plain EVALSHA, no pipeline object.
             ((call_keys, args),) = calls
+            command = ("EVALSHA", script.sha, len(call_keys), *call_keys, *args)
             try:
-                return [
-                    self.redis.execute_command(
-                        "EVALSHA", script.sha, len(call_keys), *call_keys, *args
-                    )
-                ]
+                return [self.redis.execute_command(*command)]
             except NoScriptError:
                 self.redis.script_load(script.script)
-                return [
-                    self.redis.execute_command(
-                        "EVALSHA", script.sha, len(call_keys), *call_keys, *args
-                    )
-                ]
+                return [self.redis.execute_command(*command)]
         replies = self._pipeline_evalsha(script.sha, calls)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:

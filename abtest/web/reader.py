@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, abort, jsonify, request
 
 from ..service import ActionRefused, UnknownExperiment
 from ..store import StoreError
@@ -87,15 +87,21 @@ def click(token: str):
         abort(403, description=f"This click was not counted: {refused}.")
     except StoreError:
         pass  # Redis hiccup: the reader still gets the story; the click is lost, not faked.
-    return _to_article(click_token.slug)
+    return _see_article(click_token.slug)
 
 
-def _to_article(slug: str):
+def _to_article(slug: str) -> Response:
+    """303 to the story, or 404 if there is none (for links not counted)."""
     try:
         context.service().experiment(slug)
     except UnknownExperiment:
         abort(404, description="There is no story at this address.")
-    return redirect(url_for("reader.article", slug=slug), code=303)
+    return _see_article(slug)
+
+
+def _see_article(slug: str) -> Response:
+    # A bare 303: werkzeug's redirect() also renders an HTML body nobody reads.
+    return Response(status=303, headers={"Location": f"{request.script_root}/articles/{slug}"})
 
 
 @blueprint.get("/healthz")
