@@ -22,7 +22,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from .auth import Editors
+from .auth import Editors, SignInThrottle
 from .views import blueprint
 
 __all__ = ["init_app", "blueprint"]
@@ -36,5 +36,5 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
     if "csrf" not in app.extensions:
         CSRFProtect(app)
-    app.extensions["dashboard"] = {"editors": Editors(settings)}
+    app.extensions["dashboard"] = {"editors": Editors(settings), "throttle": SignInThrottle()}
     app.register_blueprint(blueprint, url_prefix="/dashboard")

@@ -123,3 +123,51 @@ def safe_next(target: str | None, default: str) -> str:
     if parts.scheme or parts.netloc:
         return default
     return target
+
+
+class SignInThrottle:
+    """Refuse sign-in for a while after too many failures from one address for one name.
+
+    Kept in memory per worker (so the effective limit is per worker; enough
+    to turn password guessing from thousands of tries a minute into a few),
+    bounded by dropping entries older than the window.
+    """
+
+    def __init__(self, failures: int = 10, window: float = 900.0, clock=None):
+        import time
+
+        self.failures = failures
+        self.window = window
+        self._clock = clock or time.monotonic
+        self._seen: dict[tuple[str, str], list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
+        times = [t for t in self._seen.get(key, ()) if now - t < self.window]
+        if times:
+            self._seen[key] = times
+        else:
+            self._seen.pop(key, None)
+        return times
+
+    def retry_after(self, address: str, username: str) -> float:
+        """Seconds until this pair may try again; 0 when it may now."""
+        now = self._clock()
+        with self._lock:
+            times = self._recent((address, username.lower()), now)
+            if len(times) < self.failures:
+                return 0.0
+            return max(0.0, self.window - (now - times[0]))
+
+    def failed(self, address: str, username: str) -> None:
+        now = self._clock()
+        with self._lock:
+            if len(self._seen) > 10_000:  # bound memory under a spray of names
+                for key in list(self._seen):
+                    self._recent(key, now)
+            key = (address, username.lower())
+            self._seen[key] = [*self._recent(key, now), now]
+
+    def succeeded(self, address: str, username: str) -> None:
+        with self._lock:
+            self._seen.pop((address, username.lower()), None)

@@ -188,13 +188,23 @@ def login():
     if request.method == "POST":
         username = request.form.get("username", "").strip()
         password = request.form.get("password", "")
-        if username and password and _editors().check(username, password):
+        throttle = current_app.extensions["dashboard"]["throttle"]
+        address = request.remote_addr or "?"
+        wait = throttle.retry_after(address, username)
+        if wait:
+            error = f"Too many failed attempts. Try again in {max(1, round(wait / 60))} min."
+            status = 429
+        elif username and password and _editors().check(username, password):
+            throttle.succeeded(address, username)
             session.clear()  # a fresh session (and CSRF secret) for the signed-in editor
             session["editor"] = username
             current_app.logger.info("editor %s signed in", username)
             return redirect(target, code=303)
-        error = "That user name and password don't match an editor account."
-        status = 401
+        else:
+            throttle.failed(address, username)
+            current_app.logger.warning("failed sign-in for %r from %s", username, address)
+            error = "That user name and password don't match an editor account."
+            status = 401
     response = render_template(
         "dashboard_login.html",
         error=error,

@@ -223,6 +223,16 @@ def test_bad_sign_in_is_refused(client, username, password):
     assert client.get("/dashboard/").status_code == 302
 
 
+def test_repeated_failures_lock_that_name_out_for_a_while(client, new_client):
+    for _ in range(10):
+        assert sign_in(client, "editor", "guess").status_code == 401
+    locked = sign_in(client, "editor", PASSWORD)  # even the right password, for now
+    assert locked.status_code == 429 and "Too many failed attempts" in locked.text
+    assert signed_in_as(client) is None
+    # The lock is per name and address: another editor name is not affected.
+    assert sign_in(new_client(), "nobody", "guess").status_code == 401
+
+
 def test_sign_in_page_explains_when_no_editor_is_configured(settings, redis_client):
     bare = dataclasses.replace(settings, editor_user=None, editor_password_hash=None)
     app = create_app(bare, redis=redis_client)
@@ -725,3 +735,19 @@ def test_timeline_regroups_long_series_into_few_buckets():
     assert len(timeline.buckets) <= 120
     assert sum(b.impressions[0] for b in timeline.buckets) == 4000
     assert timeline.cumulative()[-1][1] == (4000, 2000)
+
+
+def test_the_sign_in_lock_lifts_after_its_window():
+    from dashboard.auth import SignInThrottle
+
+    now = [1000.0]
+    throttle = SignInThrottle(failures=2, window=60, clock=lambda: now[0])
+    throttle.failed("1.2.3.4", "ed")
+    assert throttle.retry_after("1.2.3.4", "ed") == 0
+    throttle.failed("1.2.3.4", "Ed")
+    assert throttle.retry_after("1.2.3.4", "ed") == pytest.approx(60)
+    now[0] += 61
+    assert throttle.retry_after("1.2.3.4", "ed") == 0
+    throttle.failed("1.2.3.4", "ed")
+    throttle.succeeded("1.2.3.4", "ed")
+    assert throttle.retry_after("1.2.3.4", "ed") == 0
