@@ -12,7 +12,6 @@ family and the growth of ``used_memory``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from abtest.embedded import redis_server_executable  # noqa: E402
+import scratch_redis  # noqa: E402
+
 from abtest.model import seed_definition  # noqa: E402
 from abtest.store import RedisStore  # noqa: E402
 
@@ -37,34 +37,15 @@ def main() -> None:
     parser.add_argument("--impressions", type=int, default=1_000_000)
     parser.add_argument("--clicks", type=int, default=20_000)
     parser.add_argument("--hours", type=float, default=24.0)
-    parser.add_argument("--click-ttl", type=int, default=86_400)
+    parser.add_argument("--click-ttl", type=int, default=31 * 86_400, help="marker lifetime (s)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="abtest-memory-"))
     socket = work / "redis.sock"
-    server = subprocess.Popen(
-        [
-            redis_server_executable(),
-            "--port",
-            "0",
-            "--unixsocket",
-            str(socket),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(work),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    server = subprocess.Popen(scratch_redis.command(work, socket=socket), stdout=subprocess.DEVNULL)
     try:
         client = redis.Redis(unix_socket_path=str(socket), decode_responses=True)
-        for _ in range(200):
-            with contextlib.suppress(redis.ConnectionError, FileNotFoundError):
-                client.ping()
-                break
-            time.sleep(0.05)
+        scratch_redis.wait_ready(client)
         store = RedisStore(client, minute_ttl=2 * 86_400, hour_ttl=90 * 86_400)
         baseline = int(client.info("memory")["used_memory"])
         definition = seed_definition()
@@ -120,7 +101,7 @@ def main() -> None:
     print(f"\nused_memory growth: {used:,} bytes ({used / 2**20:.1f} MiB)")
     print(
         f"click de-duplication: {families['click de-duplication'][1] / max(args.clicks, 1):.0f} bytes per click,"
-        f" each expiring after {args.click_ttl} s (ABTEST_CLICK_TOKEN_TTL)"
+        f" each expiring after {args.click_ttl} s (the visitor lifetime plus ABTEST_CLICK_TOKEN_TTL)"
     )
 
 

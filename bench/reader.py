@@ -35,8 +35,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
+import scratch_redis  # noqa: E402
+
 from abtest import keys  # noqa: E402
-from abtest.embedded import redis_server_executable  # noqa: E402
 from abtest.tokens import ClickToken, ClickTokens, Visitor, VisitorCookies  # noqa: E402
 
 SECRET = "bench-secret-key-0123456789abcdef"
@@ -177,29 +178,13 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         stack.enter_context(
             process(
-                [
-                    redis_server_executable(),
-                    "--port",
-                    str(redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(work),
-                ],
+                scratch_redis.command(work, port=redis_port),
                 env,
                 work / "redis.log",
             )
         )
         client = redis.Redis.from_url(redis_url, decode_responses=True)
-        for _ in range(100):
-            with contextlib.suppress(redis.ConnectionError):
-                client.ping()
-                break
-            time.sleep(0.05)
+        scratch_redis.wait_ready(client)
         stack.enter_context(
             process(
                 [
