@@ -19,7 +19,7 @@ App config it reads (all optional):
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
 from .auth import Editors, SignInThrottle
@@ -35,6 +35,17 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("DASHBOARD_ALPHA", 0.05)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
     if "csrf" not in app.extensions:
-        CSRFProtect(app)
+        csrf = CSRFProtect(app)
+        # Flask-WTF's own hook inspects every request, GETs included; this one
+        # checks exactly the methods it protects (every POST, PUT, PATCH and
+        # DELETE in the app) and leaves readers' GETs alone.
+        app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+
+        @app.before_request
+        def _protect_state_changes() -> None:
+            # Requests that match no route get their 404 or 405, as Flask-WTF does.
+            if request.method in app.config["WTF_CSRF_METHODS"] and request.url_rule is not None:
+                csrf.protect()
+
     app.extensions["dashboard"] = {"editors": Editors(settings), "throttle": SignInThrottle()}
     app.register_blueprint(blueprint, url_prefix="/dashboard")

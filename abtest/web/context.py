@@ -49,19 +49,20 @@ def is_bot(user_agent: str) -> bool:
 
 
 def is_prefetch() -> bool:
-    headers = request.headers
-    purpose = (headers.get("Sec-Purpose", "") + " " + headers.get("Purpose", "")).lower()
+    """``Sec-Purpose``/``Purpose`` prefetch or prerender, ``X-Moz: prefetch``, ``X-Purpose: preview``."""
+    environ = request.environ  # read directly: every reader request asks
+    purpose = (environ.get("HTTP_SEC_PURPOSE", "") + environ.get("HTTP_PURPOSE", "")).lower()
     return (
         "prefetch" in purpose
         or "prerender" in purpose
-        or headers.get("X-Moz", "").lower() == "prefetch"
-        or headers.get("X-Purpose", "").lower() == "preview"
+        or environ.get("HTTP_X_MOZ", "").lower() == "prefetch"
+        or environ.get("HTTP_X_PURPOSE", "").lower() == "preview"
     )
 
 
 def counts_this_request() -> bool:
     """False for crawlers, link previewers and browser prefetches."""
-    return not (is_bot(request.headers.get("User-Agent", "")) or is_prefetch())
+    return not (is_bot(request.environ.get("HTTP_USER_AGENT", "")) or is_prefetch())
 
 
 def visitor() -> Visitor:
@@ -103,8 +104,9 @@ def save_visitor(response: Response) -> Response:
     shared cache may keep them.  The cookie drops assignments of experiments
     that are decided or gone, so it stays small however many stories run.
     """
-    response.headers["Cache-Control"] = "private, no-store"
-    response.vary.add("Cookie")
+    headers = response.headers
+    headers["Cache-Control"] = "private, no-store"
+    headers["Vary"] = "Cookie"  # reader responses set no other Vary
     current = g.get("abtest_visitor")
     if current is None or current.assignments == (g.get("abtest_assigned") or {}):
         return response
