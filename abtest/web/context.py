@@ -110,10 +110,11 @@ def save_visitor(response: Response) -> Response:
     current = g.get("abtest_visitor")
     if current is None or current.assignments == (g.get("abtest_assigned") or {}):
         return response
-    live = {e.slug for e in service().experiments() if e.status != "decided"}
-    kept = [(slug, variant) for slug, variant in current.assignments.items() if slug in live]
-    current.assignments.clear()
-    current.assignments.update(kept[-MAX_ASSIGNMENTS:])
+    if len(current.assignments) > 1:  # a single assignment was just made: it is live
+        live = {e.slug for e in service().experiments() if e.status != "decided"}
+        kept = [(slug, variant) for slug, variant in current.assignments.items() if slug in live]
+        current.assignments.clear()
+        current.assignments.update(kept[-MAX_ASSIGNMENTS:])
     cookies: VisitorCookies = _extension()["visitor_cookies"]
     config = settings()
     max_age = config.visitor_days * 86_400
