@@ -16,6 +16,7 @@ checks the status in Redis) and returning visitors within the same interval.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -107,6 +108,7 @@ class Service:
         self._cache: dict[str, _Cached] = {}
         self._loaded_at = 0.0
         self._tried_at = 0.0
+        self._analyses: dict[tuple, dict] = {}
         self._refresher: threading.Thread | None = None
         self._stopped = threading.Event()
         self._lock = threading.Lock()
@@ -321,7 +323,16 @@ class Service:
         from . import stats
 
         experiment = experiment or self.fresh(slug)
-        document = stats.analyze(experiment.impressions, experiment.clicks, alpha=alpha)
+        key = (experiment.impressions, experiment.clicks, alpha)
+        analysis = self._analyses.get(key)
+        if analysis is None:
+            # The document depends on the counts alone: an editor's page polling a
+            # quiet test, or several editors on one test, reuse it.
+            analysis = stats.analyze(experiment.impressions, experiment.clicks, alpha=alpha)
+            if len(self._analyses) >= 256:
+                self._analyses.clear()
+            self._analyses[key] = analysis
+        document = copy.deepcopy(analysis)
         for variant_id, headline, row in zip(
             experiment.variant_ids,
             experiment.definition.headlines,

@@ -25,3 +25,12 @@ def test_a_decision_reaches_returning_visitors_within_a_second(service):
         time.sleep(0.02)
     assert service.experiment(SLUG).status == "decided"
     assert service.experiment(SLUG).default_variant == "c"
+
+
+def test_reports_follow_the_counts_and_never_share_state(service):
+    first = service.report(SLUG)
+    first["variants"][0]["ctr"] = "scribbled on"
+    again = service.report(SLUG)
+    assert again["variants"][0]["ctr"] == 0.0
+    service.store.record_impressions([(SLUG, "a")])
+    assert service.report(SLUG)["variants"][0]["impressions"] == 1
