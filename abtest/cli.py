@@ -258,11 +258,17 @@ def create_experiment(path: Path) -> None:
 
 
 @main.command("hash-password")
-@click.password_option()
-def hash_password(password: str) -> None:
-    """Print a password hash for ABTEST_EDITOR_PASSWORD_HASH or the users file."""
+def hash_password() -> None:
+    """Print a password hash for ABTEST_EDITOR_PASSWORD_HASH or the users file.
+
+    The prompts go to stderr, so `export ABTEST_EDITOR_PASSWORD_HASH="$(abtest
+    hash-password)"` captures only the hash.
+    """
     from werkzeug.security import generate_password_hash
 
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    if len(password) < 8:
+        raise click.ClickException("use at least 8 characters")
     click.echo(generate_password_hash(password))
 
 

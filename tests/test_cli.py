@@ -124,3 +124,14 @@ def test_experiments_create_and_list(runner, redis_client, tmp_path):
     broken = tmp_path / "broken.toml"
     broken.write_text("slug = ")
     assert "not valid TOML" in runner.invoke(main, ["experiments", "create", str(broken)]).output
+
+
+def test_hash_password_prints_only_a_working_hash(runner):
+    from werkzeug.security import check_password_hash
+
+    result = runner.invoke(main, ["hash-password"], input="correct horse\ncorrect horse\n")
+    assert result.exit_code == 0, result.output
+    (line,) = result.stdout.strip().splitlines()
+    assert check_password_hash(line, "correct horse")
+    short = runner.invoke(main, ["hash-password"], input="short\nshort\n")
+    assert short.exit_code != 0 and "at least 8 characters" in short.output
