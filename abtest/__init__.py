@@ -12,8 +12,8 @@ from flask import Flask
 
 from .config import ConfigError, Settings
 from .service import Service
-from .store import RedisStore, StoreError, connect
-from .tokens import ClickTokens, VisitorCookies
+from .store import StoreError, connect
+from .tokens import VisitorCookies
 
 __all__ = ["create_app", "Settings", "ConfigError", "__version__"]
 __version__ = "0.1.0"
@@ -43,15 +43,9 @@ def create_app(settings: Settings | None = None, redis=None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.cookie_secure,
-        JSON_SORT_KEYS=False,
     )
-    store = RedisStore(redis, settings.minute_retention, settings.hour_retention)
-    service = Service(
-        store,
-        ClickTokens(settings.secret_key, settings.click_token_ttl),
-        refresh_interval=settings.refresh_interval,
-        visitor_lifetime=settings.visitor_days * 86_400,
-    )
+    app.json.sort_keys = False  # keep the stats document in SPEC's order
+    service = Service.from_settings(settings, redis)
     app.extensions["abtest"] = {
         "settings": settings,
         "service": service,

@@ -18,8 +18,7 @@ from .config import ConfigError, Settings
 from .embedded import EmbeddedRedis, EmbeddedRedisError
 from .model import Definition, InvalidExperiment
 from .service import Service, UnknownExperiment
-from .store import RedisStore, StoreError, connect
-from .tokens import ClickTokens
+from .store import StoreError, connect
 
 __all__ = ["main"]
 
@@ -105,7 +104,10 @@ def serve(host, port, workers, threads, redis_url, data_dir) -> None:
 @contextlib.contextmanager
 def _service() -> Iterator[Service]:
     """A service on REDIS_URL, on the running embedded server, or on one started for this command."""
-    settings = _settings()
+    try:
+        settings = _settings().with_dev_secrets()
+    except OSError as error:
+        raise click.ClickException(str(error)) from None
     with contextlib.ExitStack() as stack:
         url = settings.redis_url
         if not url:
@@ -118,10 +120,7 @@ def _service() -> Iterator[Service]:
             url = embedded.url
         connection = connect(url, timeout=5)
         stack.callback(connection.close)
-        store = RedisStore(connection, settings.minute_retention, settings.hour_retention)
-        service = Service(
-            store, ClickTokens(settings.secret_key or "cli", settings.click_token_ttl)
-        )
+        service = Service.from_settings(settings, connection)
         try:
             if settings.load_seed:
                 service.ensure_seed()

@@ -113,6 +113,17 @@ class Service:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, settings, connection) -> Service:
+        """The service as ``settings`` configure it, over a Redis ``connection``
+        (one with ``decode_responses=True``, see :func:`abtest.store.connect`)."""
+        return cls(
+            RedisStore(connection, settings.minute_retention, settings.hour_retention),
+            ClickTokens(settings.secret_key, settings.click_token_ttl),
+            refresh_interval=settings.refresh_interval,
+            visitor_lifetime=settings.visitor_days * 86_400,
+        )
+
     # -- the in-memory snapshot ------------------------------------------
 
     def _check_process(self) -> None:
@@ -224,8 +235,9 @@ class Service:
     def assign(self, visitor: Visitor, slugs: Sequence[str], count: bool) -> list[Assignment]:
         """Headlines for ``visitor`` in each experiment, counting new impressions.
 
-        ``count=False`` (bots, prefetches) serves the default headline and
-        counts nothing.  New assignments are added to ``visitor.assignments``
+        ``count=False`` (bots, prefetches) counts nothing and serves the
+        visitor's own headline if they have one, else the default (``a``, or
+        the winner once decided), with no click token.  New assignments are added to ``visitor.assignments``
         only once Redis has counted them; if Redis can't be reached the
         reader still gets a headline, uncounted.  At most one round trip.
         """

@@ -208,6 +208,8 @@ def test_stats_api_needs_the_token(client, service):
     assert response.status_code == 200
     document = response.get_json()
     assert document["experiment"] == SLUG
+    # Served in SPEC's order (identity first, then variants and tests), not sorted.
+    assert response.text.index('"experiment"') < response.text.index('"alpha"')
     assert document["status"] == "running" and document["winner"] is None
     variants = document["variants"]
     assert [v["id"] for v in variants] == ["a", "b", "c"]

@@ -63,5 +63,4 @@ def stats(slug: str):
         document = context.service().report(slug)
     except UnknownExperiment:
         abort(404, description=f"no experiment {slug!r}")
-    current_app.logger.debug("stats for %s", slug)
     return jsonify(document)

@@ -65,24 +65,19 @@ def counts_this_request() -> bool:
     return not (is_bot(request.environ.get("HTTP_USER_AGENT", "")) or is_prefetch())
 
 
+def known_visitor() -> Visitor | None:
+    """The visitor from the signed cookie, or None (missing or forged); never makes one."""
+    if "abtest_cookie" not in g:
+        cookies: VisitorCookies = _extension()["visitor_cookies"]
+        g.abtest_cookie = cookies.loads(request.cookies.get(COOKIE))
+        g.abtest_assigned = dict(g.abtest_cookie.assignments) if g.abtest_cookie else {}
+    return g.abtest_cookie
+
+
 def visitor() -> Visitor:
     """This request's visitor: from the signed cookie, or a new one."""
     if "abtest_visitor" not in g:
-        cookies: VisitorCookies = _extension()["visitor_cookies"]
-        found = cookies.loads(request.cookies.get(COOKIE))
-        g.abtest_visitor = found
-        g.abtest_assigned = dict(found.assignments) if found else None
-    return g.abtest_visitor or _new_visitor()
-
-
-def known_visitor() -> Visitor | None:
-    """The visitor from the cookie, or None; never makes one."""
-    visitor()
-    return g.abtest_visitor
-
-
-def _new_visitor() -> Visitor:
-    g.abtest_visitor = Visitor.new()
+        g.abtest_visitor = known_visitor() or Visitor.new()
     return g.abtest_visitor
 
 
@@ -108,7 +103,7 @@ def save_visitor(response: Response) -> Response:
     headers["Cache-Control"] = "private, no-store"
     headers["Vary"] = "Cookie"  # reader responses set no other Vary
     current = g.get("abtest_visitor")
-    if current is None or current.assignments == (g.get("abtest_assigned") or {}):
+    if current is None or current.assignments == g.abtest_assigned:
         return response
     if len(current.assignments) > 1:  # a single assignment was just made: it is live
         live = {e.slug for e in service().experiments() if e.status != "decided"}
