@@ -19,10 +19,13 @@ or ``.``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import re
 import secrets
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
+from itsdangerous.signer import HMACAlgorithm
 
 __all__ = ["Visitor", "VisitorCookies", "ClickToken", "ClickTokens", "InvalidToken", "ExpiredToken"]
 
@@ -31,8 +34,31 @@ _SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
 _VARIANT = re.compile(r"^[a-z]$")
 
 
+class _KeyedHMAC(HMACAlgorithm):
+    """itsdangerous's HMAC-SHA1, keyed once per key and copied per signature.
+
+    The same signatures as ``HMACAlgorithm``; ``hmac.new`` per call spends
+    more on setting up the key than on hashing a short value.
+    """
+
+    def __init__(self):
+        super().__init__(hashlib.sha1)
+        self._keyed: dict[bytes, hmac.HMAC] = {}
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        keyed = self._keyed.get(key)
+        if keyed is None:
+            keyed = self._keyed[key] = hmac.new(key, digestmod=self.digest_method)
+        mac = keyed.copy()
+        mac.update(value)
+        return mac.digest()
+
+
 class _KeyCache:
     """Derive each signing key once, not on every signature (itsdangerous re-derives it)."""
+
+    def __init__(self, secret_key: str, salt: str):
+        super().__init__(secret_key, salt=salt, algorithm=_KeyedHMAC())
 
     def derive_key(self, secret_key=None):
         cache = self.__dict__.setdefault("_derived_keys", {})
