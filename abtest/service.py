@@ -106,6 +106,7 @@ class Service:
         self._rng: np.random.Generator | None = rng
         self._pid = os.getpid()
         self._cache: dict[str, _Cached] = {}
+        self._front: tuple[dict | None, list[Experiment]] = (None, [])
         self._loaded_at = 0.0
         self._tried_at = 0.0
         self._analyses: dict[tuple, dict] = {}
@@ -202,6 +203,23 @@ class Service:
             found = [experiment for experiment in found if experiment.status in statuses]
         return sorted(found, key=lambda experiment: experiment.created_at, reverse=True)
 
+    def front_page(self) -> list[Experiment]:
+        """The running and decided experiments, newest first (sorted once per snapshot)."""
+        snapshot = self._snapshot()
+        sorted_for, found = self._front
+        if sorted_for is not snapshot:
+            found = sorted(
+                (
+                    cached.experiment
+                    for cached in snapshot.values()
+                    if cached.experiment.status in (RUNNING, DECIDED)
+                ),
+                key=lambda experiment: experiment.created_at,
+                reverse=True,
+            )
+            self._front = (snapshot, found)
+        return found
+
     def experiment(self, slug: str) -> Experiment:
         cached = self._snapshot().get(slug)
         if cached is None:
@@ -288,7 +306,7 @@ class Service:
                 # A prefetch by a reader with a headline: theirs, but nothing to count.
                 assignments.append(Assignment(experiment, variant, None))
             else:
-                token = self.click_tokens.dumps(ClickToken(slug, variant, visitor.id))
+                token = self.click_tokens.sign(slug, variant, visitor.id)
                 assignments.append(Assignment(experiment, variant, token))
         return assignments
 

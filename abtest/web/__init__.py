@@ -23,8 +23,11 @@ class EditorSessions(SecureCookieSessionInterface):
 
 
 def register(app: Flask) -> None:
-    from . import api, errors, reader
+    from . import api, context, errors, reader
 
+    app.extensions["abtest"]["cookie_header"] = context.CookieHeader(
+        app.extensions["abtest"]["settings"]
+    )
     app.session_interface = EditorSessions()
     app.register_blueprint(reader.blueprint)
     app.register_blueprint(api.blueprint)

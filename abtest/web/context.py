@@ -6,14 +6,14 @@ import functools
 import re
 import time
 
-from flask import Response, current_app, g, request
-from werkzeug.http import http_date
+from flask import Request, Response, current_app, g, request
+from werkzeug.http import dump_cookie
 
 from ..config import Settings
 from ..service import Service
 from ..tokens import Visitor, VisitorCookies
 
-__all__ = ["service", "settings", "visitor", "counts_this_request", "save_visitor", "COOKIE"]
+__all__ = ["service", "settings", "reader", "Reader", "CookieHeader", "save_visitor", "COOKIE"]
 
 COOKIE = "abtest_visitor"
 
@@ -48,9 +48,8 @@ def is_bot(user_agent: str) -> bool:
     return bool(user_agent) and BOT_USER_AGENT.search(user_agent) is not None
 
 
-def is_prefetch() -> bool:
+def is_prefetch(environ: dict) -> bool:
     """``Sec-Purpose``/``Purpose`` prefetch or prerender, ``X-Moz: prefetch``, ``X-Purpose: preview``."""
-    environ = request.environ  # read directly: every reader request asks
     purpose = (environ.get("HTTP_SEC_PURPOSE", "") + environ.get("HTTP_PURPOSE", "")).lower()
     return (
         "prefetch" in purpose
@@ -60,31 +59,83 @@ def is_prefetch() -> bool:
     )
 
 
-def counts_this_request() -> bool:
-    """False for crawlers, link previewers and browser prefetches."""
-    return not (is_bot(request.environ.get("HTTP_USER_AGENT", "")) or is_prefetch())
+class Reader:
+    """This request's reader, worked out once: the app's service, whether to
+    count them, and who they are (from the signed cookie).
+
+    Built on first use by :func:`reader` and kept on ``g``; the views and
+    :func:`save_visitor` read its attributes instead of going through
+    Flask's context proxies again and again (each lookup costs a few µs, and
+    the reader path is measured against a bare Flask view).
+    """
+
+    __slots__ = ("extension", "service", "counts", "known", "assigned", "_visitor")
+
+    def __init__(self, extension: dict, request: Request):
+        environ = request.environ
+        self.extension = extension
+        self.service: Service = extension["service"]
+        #: False for crawlers, link previewers and browser prefetches.
+        self.counts = not (is_bot(environ.get("HTTP_USER_AGENT", "")) or is_prefetch(environ))
+        cookies: VisitorCookies = extension["visitor_cookies"]
+        #: The visitor from the signed cookie, or None (missing or forged).
+        self.known = cookies.loads(request.cookies.get(COOKIE))
+        #: Their assignments as the cookie had them, to tell whether it must be set again.
+        self.assigned = dict(self.known.assignments) if self.known else {}
+        self._visitor: Visitor | None = None
+
+    @property
+    def visitor(self) -> Visitor:
+        """The visitor from the cookie, or a new one."""
+        if self._visitor is None:
+            self._visitor = self.known or Visitor.new()
+        return self._visitor
+
+    @property
+    def changed(self) -> bool:
+        """Whether this request gave the visitor a headline their cookie lacks."""
+        return self._visitor is not None and self._visitor.assignments != self.assigned
 
 
-def known_visitor() -> Visitor | None:
-    """The visitor from the signed cookie, or None (missing or forged); never makes one."""
-    if "abtest_cookie" not in g:
-        cookies: VisitorCookies = _extension()["visitor_cookies"]
-        g.abtest_cookie = cookies.loads(request.cookies.get(COOKIE))
-        g.abtest_assigned = dict(g.abtest_cookie.assignments) if g.abtest_cookie else {}
-    return g.abtest_cookie
+def reader() -> Reader:
+    """This request's :class:`Reader`."""
+    found = g.get("abtest_reader")
+    if found is None:
+        found = g.abtest_reader = Reader(_extension(), request._get_current_object())
+    return found
 
 
-def visitor() -> Visitor:
-    """This request's visitor: from the signed cookie, or a new one."""
-    if "abtest_visitor" not in g:
-        g.abtest_visitor = known_visitor() or Visitor.new()
-    return g.abtest_visitor
+class CookieHeader:
+    """``Set-Cookie`` values for the visitor cookie.
 
+    werkzeug's ``dump_cookie`` formats the attributes (about 15 µs with the
+    date); they change once a second, so it is called once a second and the
+    signed value is put in front of its attributes.  Signed values are
+    cookie-safe text that ``dump_cookie`` never quotes.
+    """
 
-@functools.lru_cache(maxsize=4)
-def _expires(now: int, max_age: int) -> str:
-    """The cookie's Expires date, formatted once a second (formatting costs ~15 µs)."""
-    return http_date(now + max_age)
+    def __init__(self, settings: Settings):
+        self.max_age = settings.visitor_days * 86_400
+        self.secure = settings.cookie_secure
+        self._attributes: tuple[int, str] = (-1, "")
+
+    def __call__(self, value: str, now: float | None = None) -> str:
+        second = int(time.time() if now is None else now)
+        cached_second, attributes = self._attributes
+        if cached_second != second:
+            formatted = dump_cookie(
+                COOKIE,
+                "v",
+                max_age=self.max_age,
+                expires=second + self.max_age,
+                path="/",
+                httponly=True,
+                secure=self.secure,
+                samesite="Lax",
+            )
+            attributes = formatted[len(COOKIE) + 2 :]  # after "abtest_visitor=v"
+            self._attributes = (second, attributes)
+        return f"{COOKIE}={value}{attributes}"
 
 
 #: At most this many assignments ride in the visitor cookie (about 30 bytes
@@ -102,24 +153,15 @@ def save_visitor(response: Response) -> Response:
     headers = response.headers
     headers["Cache-Control"] = "private, no-store"
     headers["Vary"] = "Cookie"  # reader responses set no other Vary
-    current = g.get("abtest_visitor")
-    if current is None or current.assignments == g.abtest_assigned:
+    state: Reader | None = g.get("abtest_reader")
+    if state is None or not state.changed:
         return response
+    current = state.visitor
     if len(current.assignments) > 1:  # a single assignment was just made: it is live
-        live = {e.slug for e in service().experiments() if e.status != "decided"}
+        live = {e.slug for e in state.service.experiments() if e.status != "decided"}
         kept = [(slug, variant) for slug, variant in current.assignments.items() if slug in live]
         current.assignments.clear()
         current.assignments.update(kept[-MAX_ASSIGNMENTS:])
-    cookies: VisitorCookies = _extension()["visitor_cookies"]
-    config = settings()
-    max_age = config.visitor_days * 86_400
-    response.set_cookie(
-        COOKIE,
-        cookies.dumps(current),
-        max_age=max_age,
-        expires=_expires(int(time.time()), max_age),
-        httponly=True,
-        secure=config.cookie_secure,
-        samesite="Lax",
-    )
+    extension = state.extension
+    headers.add("Set-Cookie", extension["cookie_header"](extension["visitor_cookies"].dumps(current)))
     return response

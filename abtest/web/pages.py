@@ -12,9 +12,7 @@ URL-safe text that needs no HTML escaping.  The cache is bounded: past
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Sequence
-
-from flask import render_template
+from collections.abc import Callable, Hashable, Sequence
 
 __all__ = ["RenderedPages", "slot"]
 
@@ -31,15 +29,15 @@ class RenderedPages:
         self.size = size
         self._pages: dict[Hashable, list] = {}
 
-    def render(self, key: Hashable, tokens: Sequence[str], template: str, **context) -> str:
-        """The page for ``key``, rendering ``template`` with ``context`` the first time.
+    def page(self, key: Hashable, tokens: Sequence[str], render: Callable[[], str]) -> str:
+        """The page for ``key``, calling ``render()`` for it the first time.
 
-        ``context`` must put ``slot(i)`` wherever ``tokens[i]`` belongs.
+        The rendered text must have ``slot(i)`` wherever ``tokens[i]`` belongs.
         """
         parts = self._pages.get(key)
         if parts is None:
             # Even entries are text, odd entries the index of the token between them.
-            parts = _SLOT.split(render_template(template, **context))
+            parts = _SLOT.split(render())
             parts[1::2] = [int(index) for index in parts[1::2]]
             if len(self._pages) >= self.size:
                 self._pages.clear()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, render_template, request
 
 from ..service import ActionRefused, UnknownExperiment
 from ..store import StoreError
@@ -21,53 +21,56 @@ def _save_visitor(response):
 _pages = RenderedPages()
 
 
-def _link(assignment, index: int) -> str:
-    # Plain concatenation: url_for costs more than the rest of a returning
-    # visitor's request (docs/performance.md); the routes are fixed below.
-    if assignment.click_token is None:
-        return f"{request.script_root}/articles/{assignment.experiment.slug}"
-    return f"{request.script_root}/c/{slot(index)}"
-
-
 @blueprint.get("/")
 def front():
-    service = context.service()
-    experiments = service.experiments(statuses=("running", "decided"))
-    assignments = service.assign(
-        context.visitor(), [e.slug for e in experiments], count=context.counts_this_request()
+    state = context.reader()
+    root = request.script_root
+    assignments = state.service.assign(
+        state.visitor, [e.slug for e in state.service.front_page()], count=state.counts
     )
-    key = ("front", request.script_root) + tuple(
+    key = ("front", root) + tuple(
         (a.experiment.definition, a.variant, a.click_token is not None) for a in assignments
     )
-    teasers = [
-        {"headline": a.headline, "lede": a.experiment.definition.body[0], "url": _link(a, i)}
-        for i, a in enumerate(assignments)
-    ]
-    tokens = [a.click_token for a in assignments]
-    return _pages.render(key, tokens, "front.html", teasers=teasers)
+
+    def render() -> str:
+        # Plain concatenation: url_for costs more than the rest of a returning
+        # visitor's request (docs/performance.md); the routes are fixed below.
+        teasers = [
+            {
+                "headline": a.headline,
+                "lede": a.experiment.definition.body[0],
+                "url": f"{root}/c/{slot(i)}"
+                if a.click_token is not None
+                else f"{root}/articles/{a.experiment.slug}",
+            }
+            for i, a in enumerate(assignments)
+        ]
+        return render_template("front.html", teasers=teasers)
+
+    return _pages.page(key, [a.click_token for a in assignments], render)
 
 
 @blueprint.get("/articles/<slug>")
 def article(slug: str):
+    state = context.reader()
     try:
-        (assignment,) = context.service().assign(
-            context.visitor(), [slug], count=context.counts_this_request()
-        )
+        (assignment,) = state.service.assign(state.visitor, [slug], count=state.counts)
     except UnknownExperiment:
         abort(404, description="There is no story at this address.")
     definition = assignment.experiment.definition
-    return _pages.render(
+    return _pages.page(
         ("article", request.script_root, definition, assignment.variant),
         [],
-        "article.html",
-        headline=assignment.headline,
-        body=definition.body,
+        lambda: render_template(
+            "article.html", headline=assignment.headline, body=definition.body
+        ),
     )
 
 
 @blueprint.get("/c/<token>")
 def click(token: str):
-    service = context.service()
+    state = context.reader()
+    service = state.service
     try:
         click_token = service.click_tokens.loads(token)
     except ExpiredToken as expired:
@@ -77,10 +80,10 @@ def click(token: str):
         return _to_article(expired.token.slug)
     except InvalidToken:
         abort(400, description="This link is not valid.")
-    if not context.counts_this_request():
+    if not state.counts:
         return _to_article(click_token.slug)
     try:
-        service.click(click_token, context.known_visitor())
+        service.click(click_token, state.known)
     except UnknownExperiment:
         abort(404, description="There is no story at this address.")
     except ActionRefused as refused:
