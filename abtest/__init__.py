@@ -37,7 +37,9 @@ def create_app(settings: Settings | None = None, redis=None) -> Flask:
             )
         redis = connect(settings.redis_url, settings.redis_timeout)
 
-    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    from .web import App, register
+
+    app = App(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -56,8 +58,6 @@ def create_app(settings: Settings | None = None, redis=None) -> Flask:
             service.ensure_seed()
         except StoreError as error:
             log.warning("seed story not loaded (Redis unreachable): %s", error)
-
-    from .web import register
 
     register(app)
     return app

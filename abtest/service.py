@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -77,6 +78,18 @@ def _cached(experiment: Experiment) -> _Cached:
     return _Cached(experiment, posterior, time.monotonic())
 
 
+#: Every Service in this process, so that a fork can reset them (see _after_fork).
+_services: weakref.WeakSet[Service] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for service in list(_services):
+        service._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Service:
     """One process's view of the experiments and every use case on them."""
 
@@ -104,7 +117,6 @@ class Service:
         self.clock = clock
         self._seeded_rng = rng
         self._rng: np.random.Generator | None = rng
-        self._pid = os.getpid()
         self._cache: dict[str, _Cached] = {}
         self._front: tuple[dict | None, list[Experiment]] = (None, [])
         self._loaded_at = 0.0
@@ -113,6 +125,7 @@ class Service:
         self._refresher: threading.Thread | None = None
         self._stopped = threading.Event()
         self._lock = threading.Lock()
+        _services.add(self)
 
     @classmethod
     def from_settings(cls, settings, connection) -> Service:
@@ -127,19 +140,15 @@ class Service:
 
     # -- the in-memory snapshot ------------------------------------------
 
-    def _check_process(self) -> None:
-        """After a fork (gunicorn workers), give this process its own RNG and refresher."""
-        pid = os.getpid()
-        if pid != self._pid:
-            with self._lock:
-                if pid != self._pid:
-                    self._pid = pid
-                    self._rng = self._seeded_rng
-                    self._refresher = None
+    def _after_fork(self) -> None:
+        """In a forked child (a gunicorn worker): its own RNG, lock and refresher."""
+        self._lock = threading.Lock()
+        self._rng = self._seeded_rng
+        self._refresher = None
+        self._stopped = threading.Event()
 
     @property
     def rng(self) -> np.random.Generator:
-        self._check_process()
         if self._rng is None:
             # Seeded from the OS per process, so workers never share a stream.
             self._rng = np.random.default_rng()
@@ -152,7 +161,6 @@ class Service:
         self._loaded_at = time.monotonic()
 
     def _snapshot(self) -> dict[str, _Cached]:
-        self._check_process()
         if self._refresher is None:
             self._start_refresher()
         now = time.monotonic()

@@ -2,10 +2,43 @@
 
 from __future__ import annotations
 
-from flask import Flask
-from flask.sessions import SecureCookieSessionInterface
+from collections.abc import Callable
 
-__all__ = ["register"]
+from flask import Flask
+from flask import Request as FlaskRequest
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.http import parse_cookie
+from werkzeug.utils import cached_property
+
+__all__ = ["App", "register"]
+
+
+class Request(FlaskRequest):
+    @cached_property
+    def cookies(self):
+        # The same parse as werkzeug's property, which finds the one
+        # HTTP_COOKIE entry by walking every header in the environ.
+        return parse_cookie(self.environ.get("HTTP_COOKIE", ""), cls=self.dict_storage_class)
+
+
+class App(Flask):
+    """Flask with two per-request costs taken off every reader's request."""
+
+    request_class = Request
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable, Callable] = {}
+
+    def ensure_sync(self, func: Callable) -> Callable:
+        # Flask inspects every hook and view for ``async def`` on every
+        # request (a few µs each); the answer never changes for a function.
+        found = self._sync.get(func)
+        if found is None:
+            if len(self._sync) > 4096:
+                self._sync.clear()
+            found = self._sync[func] = super().ensure_sync(func)
+        return found
 
 
 class EditorSessions(SecureCookieSessionInterface):
