@@ -1,6 +1,8 @@
 -- wrk script: each request clicks through a different visitor's link.
 -- The harness writes one "path<TAB>cookie" line per visitor into the file
--- named by the environment variable CLICKS_FILE.
+-- named by the environment variable CLICKS_FILE.  With CLICKS_PATH set, every
+-- request goes to that path instead, with the same cookies: the floor's run,
+-- so that wrk does the same work for both sides.
 local lines = {}
 local index = 0
 local step = 1
@@ -25,8 +27,10 @@ function init(args)
   step = tonumber(os.getenv("WRK_THREADS") or "1")
 end
 
+local fixed_path = os.getenv("CLICKS_PATH")
+
 function request()
   local entry = lines[(index % #lines) + 1]
   index = index + step
-  return wrk.format("GET", entry[1], {["Cookie"] = "abtest_visitor=" .. entry[2]})
+  return wrk.format("GET", fixed_path or entry[1], {["Cookie"] = "abtest_visitor=" .. entry[2]})
 end

@@ -229,14 +229,18 @@ def main() -> int:
         headers = {"User-Agent": BROWSER}
         clicks_needed = int(args.duration * 20_000)
 
-        def click_run(url: str) -> dict:
+        def click_run(url: str, fixed_path: str | None = None) -> dict:
+            # The floor gets the same wrk script and cookies, sent to ``fixed_path``.
             path = click_file(work / "clicks.tsv", clicks_needed, ("a", "b", "c"))
+            extra = {"CLICKS_PATH": fixed_path} if fixed_path else {}
             return wrk(
                 url,
                 args,
                 headers=headers,
                 script=HERE / "clicks.lua",
-                env=os.environ | {"CLICKS_FILE": str(path), "WRK_THREADS": str(args.threads)},
+                env=os.environ
+                | {"CLICKS_FILE": str(path), "WRK_THREADS": str(args.threads)}
+                | extra,
             )
 
         scenarios = {
@@ -247,12 +251,12 @@ def main() -> int:
             ),
             "returning visitor at /": (
                 lambda: wrk(service + "/", args, headers | {"Cookie": cookie}),
-                lambda: wrk(floor + "/hello", args, headers),
+                lambda: wrk(floor + "/hello", args, headers | {"Cookie": cookie}),
                 "hello floor",
             ),
             "click /c/<token>": (
                 lambda: click_run(service),
-                lambda: wrk(floor + "/hincr", args, headers),
+                lambda: click_run(floor, "/hincr"),
                 "HINCRBY floor",
             ),
             "assignment API (new visitor)": (
