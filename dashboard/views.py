@@ -80,6 +80,14 @@ def _is_api() -> bool:
 
 
 @blueprint.before_request
+def _protect_state_changes() -> None:
+    """CSRF: every POST, PUT, PATCH and DELETE here needs Flask-WTF's token
+    (the dashboard has the app's only such routes)."""
+    if request.method in current_app.config["WTF_CSRF_METHODS"]:
+        current_app.extensions["csrf"].protect()
+
+
+@blueprint.before_request
 def _require_editor():
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None

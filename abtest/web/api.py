@@ -12,11 +12,6 @@ from . import context
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-@blueprint.after_request
-def _save_visitor(response):
-    return context.save_visitor(response)
-
-
 @blueprint.get("/experiments/<slug>/assignment")
 def assignment(slug: str):
     state = context.reader()
@@ -31,8 +26,11 @@ def assignment(slug: str):
         click_url = f"{base}/articles/{slug}"
     else:
         click_url = f"{base}/c/{chosen.click_token}"
-    return jsonify(
-        experiment=slug, variant=chosen.variant, headline=chosen.headline, click_url=click_url
+    return context.finish(
+        state,
+        jsonify(
+            experiment=slug, variant=chosen.variant, headline=chosen.headline, click_url=click_url
+        ),
     )
 
 

@@ -13,7 +13,7 @@ from ..config import Settings
 from ..service import Service
 from ..tokens import Visitor, VisitorCookies
 
-__all__ = ["service", "settings", "reader", "Reader", "CookieHeader", "save_visitor", "COOKIE"]
+__all__ = ["service", "settings", "reader", "Reader", "CookieHeader", "finish", "COOKIE"]
 
 COOKIE = "abtest_visitor"
 
@@ -64,7 +64,7 @@ class Reader:
     count them, and who they are (from the signed cookie).
 
     Built on first use by :func:`reader` and kept on ``g``; the views and
-    :func:`save_visitor` read its attributes instead of going through
+    :func:`finish` read its attributes instead of going through
     Flask's context proxies again and again (each lookup costs a few µs, and
     the reader path is measured against a bare Flask view).
     """
@@ -143,18 +143,23 @@ class CookieHeader:
 MAX_ASSIGNMENTS = 64
 
 
-def save_visitor(response: Response) -> Response:
-    """Mark the response private; set the cookie when this request assigned a headline.
+#: Reader responses carry per-visitor click tokens and headlines: no shared
+#: cache may keep them.  Reader responses set no other Vary.
+PRIVATE = (("Cache-Control", "private, no-store"), ("Vary", "Cookie"))
 
-    Reader responses carry per-visitor click tokens and headlines, so no
-    shared cache may keep them.  The cookie drops assignments of experiments
-    that are decided or gone, so it stays small however many stories run.
+
+def finish(state: Reader, response: Response) -> Response:
+    """Mark a reader response private; set the cookie when this request assigned a headline.
+
+    The views call this on what they return (rather than an ``after_request``
+    hook, which Flask would dispatch on every request).  The cookie drops
+    assignments of experiments that are decided or gone, so it stays small
+    however many stories run.
     """
-    headers = response.headers
-    headers["Cache-Control"] = "private, no-store"
-    headers["Vary"] = "Cookie"  # reader responses set no other Vary
-    state: Reader | None = g.get("abtest_reader")
-    if state is None or not state.changed:
+    add = response.headers.add
+    for name, value in PRIVATE:
+        add(name, value)
+    if not state.changed:
         return response
     current = state.visitor
     if len(current.assignments) > 1:  # a single assignment was just made: it is live
@@ -163,5 +168,5 @@ def save_visitor(response: Response) -> Response:
         current.assignments.clear()
         current.assignments.update(kept[-MAX_ASSIGNMENTS:])
     extension = state.extension
-    headers.add("Set-Cookie", extension["cookie_header"](extension["visitor_cookies"].dumps(current)))
+    add("Set-Cookie", extension["cookie_header"](extension["visitor_cookies"].dumps(current)))
     return response

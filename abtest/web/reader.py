@@ -13,11 +13,6 @@ from .pages import RenderedPages, slot
 blueprint = Blueprint("reader", __name__)
 
 
-@blueprint.after_request
-def _save_visitor(response):
-    return context.save_visitor(response)
-
-
 _pages = RenderedPages()
 
 
@@ -47,7 +42,8 @@ def front():
         ]
         return render_template("front.html", teasers=teasers)
 
-    return _pages.page(key, [a.click_token for a in assignments], render)
+    page = _pages.page(key, [a.click_token for a in assignments], render)
+    return context.finish(state, Response(page))
 
 
 @blueprint.get("/articles/<slug>")
@@ -58,13 +54,12 @@ def article(slug: str):
     except UnknownExperiment:
         abort(404, description="There is no story at this address.")
     definition = assignment.experiment.definition
-    return _pages.page(
+    page = _pages.page(
         ("article", request.script_root, definition, assignment.variant),
         [],
-        lambda: render_template(
-            "article.html", headline=assignment.headline, body=definition.body
-        ),
+        lambda: render_template("article.html", headline=assignment.headline, body=definition.body),
     )
+    return context.finish(state, Response(page))
 
 
 @blueprint.get("/c/<token>")
@@ -77,11 +72,11 @@ def click(token: str):
         # A genuine link left open too long: take the reader to the story, uncounted.
         if expired.token is None:
             abort(400, description="This link is not valid.")
-        return _to_article(expired.token.slug)
+        return _to_article(state, expired.token.slug)
     except InvalidToken:
         abort(400, description="This link is not valid.")
     if not state.counts:
-        return _to_article(click_token.slug)
+        return _to_article(state, click_token.slug)
     try:
         service.click(click_token, state.known)
     except UnknownExperiment:
@@ -90,21 +85,22 @@ def click(token: str):
         abort(403, description=f"This click was not counted: {refused}.")
     except StoreError:
         pass  # Redis hiccup: the reader still gets the story; the click is lost, not faked.
-    return _see_article(click_token.slug)
+    return _see_article(state, click_token.slug)
 
 
-def _to_article(slug: str) -> Response:
+def _to_article(state: context.Reader, slug: str) -> Response:
     """303 to the story, or 404 if there is none (for links not counted)."""
     try:
-        context.service().experiment(slug)
+        state.service.experiment(slug)
     except UnknownExperiment:
         abort(404, description="There is no story at this address.")
-    return _see_article(slug)
+    return _see_article(state, slug)
 
 
-def _see_article(slug: str) -> Response:
+def _see_article(state: context.Reader, slug: str) -> Response:
     # A bare 303: werkzeug's redirect() also renders an HTML body nobody reads.
-    return Response(status=303, headers={"Location": f"{request.script_root}/articles/{slug}"})
+    location = f"{request.script_root}/articles/{slug}"
+    return context.finish(state, Response(status=303, headers=[("Location", location)]))
 
 
 @blueprint.get("/healthz")
