@@ -103,7 +103,7 @@ def serve(host, port, workers, threads, redis_url, data_dir) -> None:
 
 @contextlib.contextmanager
 def _service() -> Iterator[Service]:
-    """A service on REDIS_URL, on the running embedded server, or on one started for this command."""
+    """A service on REDIS_URL, on the running embedded server, or on one started for it."""
     try:
         settings = _settings().with_dev_secrets()
     except OSError as error:
@@ -224,7 +224,8 @@ def list_experiments() -> None:
     for experiment in found:
         winner = f" winner={experiment.winner}" if experiment.winner else ""
         click.echo(
-            f"{experiment.slug}\t{experiment.status}{winner}\t{len(experiment.variant_ids)} variants"
+            f"{experiment.slug}\t{experiment.status}{winner}"
+            f"\t{len(experiment.variant_ids)} variants"
             f"\t{sum(experiment.impressions):,} impressions\t{sum(experiment.clicks):,} clicks"
         )
 

@@ -263,9 +263,10 @@ class Service:
 
         ``count=False`` (bots, prefetches) counts nothing and serves the
         visitor's own headline if they have one, else the default (``a``, or
-        the winner once decided), with no click token.  New assignments are added to ``visitor.assignments``
-        only once Redis has counted them; if Redis can't be reached the
-        reader still gets a headline, uncounted.  At most one round trip.
+        the winner once decided), with no click token.  New assignments are
+        added to ``visitor.assignments`` only once Redis has counted them; if
+        Redis can't be reached the reader still gets a headline, uncounted.
+        At most one round trip.
         """
         snapshot = self._snapshot()
         chosen: dict[str, str] = {}

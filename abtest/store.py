@@ -302,10 +302,11 @@ class RedisStore:
     def _evalsha_many(self, script, calls: list[tuple[list, list]]) -> list:
         """Run one script once per call, all in one round trip.
 
-        One call is a plain EVALSHA; several go in one pipeline.  redis-py's pipelines check ``SCRIPT EXISTS`` before every execute (an
-        extra round trip), so this sends EVALSHA itself and loads the script
-        only for the calls Redis answered NOSCRIPT (after a restart or
-        ``SCRIPT FLUSH``), re-running just those: nothing is counted twice.
+        One call is a plain EVALSHA; several go in one pipeline.  redis-py's
+        pipelines check ``SCRIPT EXISTS`` before every execute (an extra round
+        trip), so this sends EVALSHA itself and loads the script only for the
+        calls Redis answered NOSCRIPT (after a restart or ``SCRIPT FLUSH``),
+        re-running just those: nothing is counted twice.
         """
         if len(calls) == 1:
             # The common case, one experiment: a plain EVALSHA, no pipeline object.

@@ -36,7 +36,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("DASHBOARD_ALPHA", 0.05)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
     if "csrf" not in app.extensions:
-        csrf = CSRFProtect(app)
+        CSRFProtect(app)
         # Flask-WTF's own app-wide hook would inspect every request; the
         # dashboard's blueprint hook (dashboard/views.py) checks its routes.
         app.config["WTF_CSRF_CHECK_DEFAULT"] = False

@@ -49,7 +49,7 @@ def is_bot(user_agent: str) -> bool:
 
 
 def is_prefetch(environ: dict) -> bool:
-    """``Sec-Purpose``/``Purpose`` prefetch or prerender, ``X-Moz: prefetch``, ``X-Purpose: preview``."""
+    """A prefetch or prerender: ``Sec-Purpose``/``Purpose``, ``X-Moz``, ``X-Purpose: preview``."""
     purpose = (environ.get("HTTP_SEC_PURPOSE", "") + environ.get("HTTP_PURPOSE", "")).lower()
     return (
         "prefetch" in purpose
