@@ -31,25 +31,32 @@ __all__ = [
 StoreError = redis.RedisError
 
 # KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash
-# ARGV[1] impression field ("i:<variant>"), ARGV[2] minute TTL (s), ARGV[3] hour TTL (s),
-# ARGV[4] "1" to get the counts back
+# ARGV[1] impression field ("i:<variant>"), ARGV[2] "1" to get the counts back
+# The series TTLs are written into the script (RedisStore formats it), so the
+# busiest script of all carries two arguments, not four.
 # Counts one impression if, and only if, the experiment is running.  A series
 # key gets its TTL when it is created (its first field reaches 1), not on
 # every write.
-# Returns {status, winner} or, with ARGV[4] = "1", {status, winner, counts hash
-# as a flat list}, from which the caller refreshes its posterior without
-# another round trip.  Status "" = no such experiment.
+# Returns the status alone ("" = no such experiment); {status, winner} once
+# decided; with ARGV[2] = "1", {status, winner, counts hash as a flat list},
+# from which the caller refreshes its posterior without another round trip.
 IMPRESSION_LUA = """
-local state = redis.call('HMGET', KEYS[1], 'status', 'winner')
-local status = state[1]
-if not status then return {'', ''} end
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return '' end
 if status == 'running' then
   redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-  if redis.call('HINCRBY', KEYS[3], ARGV[1], 1) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
-  if redis.call('HINCRBY', KEYS[4], ARGV[1], 1) == 1 then redis.call('EXPIRE', KEYS[4], ARGV[3]) end
+  if redis.call('HINCRBY', KEYS[3], ARGV[1], 1) == 1 then
+    redis.call('EXPIRE', KEYS[3], {minute_ttl})
+  end
+  if redis.call('HINCRBY', KEYS[4], ARGV[1], 1) == 1 then
+    redis.call('EXPIRE', KEYS[4], {hour_ttl})
+  end
 end
-if ARGV[4] == '1' then return {status, state[2] or '', redis.call('HGETALL', KEYS[2])} end
-return {status, state[2] or ''}
+if ARGV[2] == '1' then
+  return {status, redis.call('HGET', KEYS[1], 'winner') or '', redis.call('HGETALL', KEYS[2])}
+end
+if status == 'decided' then return {status, redis.call('HGET', KEYS[1], 'winner') or ''} end
+return status
 """
 
 # KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash,
@@ -136,6 +143,16 @@ def _minute_and_hour(now: float) -> tuple[int, int]:
     return seconds // 60, seconds // 3600
 
 
+def _impression_result(reply: str | list) -> ImpressionResult:
+    if isinstance(reply, str):
+        return ImpressionResult(status=reply, winner=None, counts=None)
+    return ImpressionResult(
+        status=reply[0],
+        winner=reply[1] or None,
+        counts=_flat_to_counts(reply[2]) if len(reply) > 2 else None,
+    )
+
+
 def _flat_to_counts(flat: Sequence[str]) -> dict[str, int]:
     return {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
@@ -151,7 +168,11 @@ class RedisStore:
         self.minute_ttl = int(minute_ttl)
         self.hour_ttl = int(hour_ttl)
         # register_script computes the SHA locally: no I/O here.
-        self._impression = connection.register_script(IMPRESSION_LUA)
+        self._impression = connection.register_script(
+            IMPRESSION_LUA.replace("{minute_ttl}", str(self.minute_ttl)).replace(
+                "{hour_ttl}", str(self.hour_ttl)
+            )
+        )
         self._click = connection.register_script(CLICK_LUA)
         self._create = connection.register_script(CREATE_LUA)
         self._status = connection.register_script(STATUS_LUA)
@@ -250,24 +271,11 @@ class RedisStore:
                     keys.minute(slug, minute),
                     keys.hour(slug, hour),
                 ],
-                [
-                    keys.impression_field(variant),
-                    self.minute_ttl,
-                    self.hour_ttl,
-                    "1" if want else "0",
-                ],
+                [keys.impression_field(variant), "1" if want else "0"],
             )
             for (slug, variant), want in zip(visits, wanted, strict=True)
         ]
-        replies = self._evalsha_many(self._impression, calls)
-        return [
-            ImpressionResult(
-                status=reply[0],
-                winner=reply[1] or None,
-                counts=_flat_to_counts(reply[2]) if len(reply) > 2 else None,
-            )
-            for reply in replies
-        ]
+        return [_impression_result(reply) for reply in self._evalsha_many(self._impression, calls)]
 
     def record_click(
         self, slug: str, variant: str, visitor: str, marker_ttl: int, now: float | None = None

@@ -290,6 +290,9 @@ def main() -> int:
             results[name] = {
                 "service": mine,
                 "floor": base,
+                "round_ratios": [
+                    round(m["rps"] / b["rps"], 3) for m, b in zip(service_runs, floor_runs)
+                ],
                 "floor_name": floor_name,
                 "rps_ratio": mine["rps"] / base["rps"],
                 "p99_ratio": mine["p99"] / base["p99"],
