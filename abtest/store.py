@@ -61,21 +61,26 @@ return status
 
 # KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash,
 # KEYS[5] this visitor's click marker
-# ARGV[1] impression field, ARGV[2] click field, ARGV[3] minute TTL (s), ARGV[4] hour TTL (s),
-# ARGV[5] marker TTL (s), ARGV[6] variant id
+# ARGV[1] variant id, ARGV[2] marker TTL (s); the series TTLs are written in.
+# The script names the count fields itself, as keys.py does: i:<variant>, c:<variant>.
 # Counts the click only while running, only once per visitor (SET NX on the
 # marker), and never past the variant's impressions.
-# Returns {status, counted (1 or 0)}.
+# Returns 1 (counted) or 0 while running, else the status ("" = no such experiment).
 CLICK_LUA = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'running' then return {status or '', 0} end
-local seen = redis.call('HMGET', KEYS[2], ARGV[1], ARGV[2])
-if tonumber(seen[1] or '0') <= tonumber(seen[2] or '0') then return {status, 0} end
-if not redis.call('SET', KEYS[5], ARGV[6], 'NX', 'EX', ARGV[5]) then return {status, 0} end
-redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-if redis.call('HINCRBY', KEYS[3], ARGV[2], 1) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
-if redis.call('HINCRBY', KEYS[4], ARGV[2], 1) == 1 then redis.call('EXPIRE', KEYS[4], ARGV[4]) end
-return {status, 1}
+if status ~= 'running' then return status or '' end
+local shown, clicked = 'i:' .. ARGV[1], 'c:' .. ARGV[1]
+local seen = redis.call('HMGET', KEYS[2], shown, clicked)
+if tonumber(seen[1] or '0') <= tonumber(seen[2] or '0') then return 0 end
+if not redis.call('SET', KEYS[5], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[2], clicked, 1)
+if redis.call('HINCRBY', KEYS[3], clicked, 1) == 1 then
+  redis.call('EXPIRE', KEYS[3], {minute_ttl})
+end
+if redis.call('HINCRBY', KEYS[4], clicked, 1) == 1 then
+  redis.call('EXPIRE', KEYS[4], {hour_ttl})
+end
+return 1
 """
 
 # KEYS[1] meta hash, KEYS[2] the experiments index
@@ -168,14 +173,15 @@ class RedisStore:
         self.minute_ttl = int(minute_ttl)
         self.hour_ttl = int(hour_ttl)
         # register_script computes the SHA locally: no I/O here.
-        self._impression = connection.register_script(
-            IMPRESSION_LUA.replace("{minute_ttl}", str(self.minute_ttl)).replace(
-                "{hour_ttl}", str(self.hour_ttl)
-            )
-        )
-        self._click = connection.register_script(CLICK_LUA)
+        self._impression = connection.register_script(self._with_ttls(IMPRESSION_LUA))
+        self._click = connection.register_script(self._with_ttls(CLICK_LUA))
         self._create = connection.register_script(CREATE_LUA)
         self._status = connection.register_script(STATUS_LUA)
+
+    def _with_ttls(self, script: str) -> str:
+        return script.replace("{minute_ttl}", str(self.minute_ttl)).replace(
+            "{hour_ttl}", str(self.hour_ttl)
+        )
 
     # -- experiments -------------------------------------------------------
 
@@ -283,29 +289,17 @@ class RedisStore:
         """Count a click unless this visitor's click was counted already."""
         now = time.time() if now is None else now
         minute, hour = _minute_and_hour(now)
-        ((status, counted),) = self._evalsha_many(
-            self._click,
-            [
-                (
-                    [
-                        keys.meta(slug),
-                        keys.counts(slug),
-                        keys.minute(slug, minute),
-                        keys.hour(slug, hour),
-                        keys.clicked(slug, visitor),
-                    ],
-                    [
-                        keys.impression_field(variant),
-                        keys.click_field(variant),
-                        self.minute_ttl,
-                        self.hour_ttl,
-                        int(marker_ttl),
-                        variant,
-                    ],
-                )
-            ],
-        )
-        return ClickResult(status=status, counted=bool(counted))
+        call_keys = [
+            keys.meta(slug),
+            keys.counts(slug),
+            keys.minute(slug, minute),
+            keys.hour(slug, hour),
+            keys.clicked(slug, visitor),
+        ]
+        (reply,) = self._evalsha_many(self._click, [(call_keys, [variant, int(marker_ttl)])])
+        if isinstance(reply, str):
+            return ClickResult(status=reply, counted=False)
+        return ClickResult(status=RUNNING, counted=bool(reply))
 
     def _evalsha_many(self, script, calls: list[tuple[list, list]]) -> list:
         """Run one script once per call, all in one round trip.
