@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from helpers import SLUG
@@ -34,3 +35,21 @@ def test_reports_follow_the_counts_and_never_share_state(service):
     assert again["variants"][0]["ctr"] == 0.0
     service.store.record_impressions([(SLUG, "a")])
     assert service.report(SLUG)["variants"][0]["impressions"] == 1
+
+
+def test_a_forked_worker_gets_its_own_generator_and_refresher(service):
+    # gunicorn forks its workers from a preloaded app: each must draw its own
+    # random stream and run its own refresher, not share the parent's.
+    parent_rng = service.rng
+    service.experiments()  # starts this process's refresher
+    assert service._refresher is not None
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        fresh = service._refresher is None and service.rng is not parent_rng
+        os.write(write, b"1" if fresh else b"0")
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    assert os.read(read, 1) == b"1"
+    assert service.rng is parent_rng
