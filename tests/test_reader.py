@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from flask import url_for
 from helpers import HEADLINES, SLUG, story_headline, teasers, totals
+from werkzeug.http import dump_cookie
 
 from abtest import create_app
 from abtest.store import connect
 from abtest.tokens import ClickToken
+from abtest.web.context import COOKIE, CookieHeader
 
 BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
@@ -171,6 +174,45 @@ def test_assignment_api(client, service):
     assert sum(totals(service)[0]) == 1
 
 
+@pytest.mark.parametrize("root", ["", "/news"])
+def test_api_click_urls_are_the_routes_url_for_builds(app, root):
+    client = app.test_client()
+    base_url = f"http://localhost{root}"
+    body = client.get(
+        f"/api/v1/experiments/{SLUG}/assignment",
+        headers={"User-Agent": BROWSER},
+        base_url=base_url,
+    ).get_json()
+    token = body["click_url"].rsplit("/", 1)[1]
+    with app.test_request_context(base_url=base_url):
+        assert body["click_url"] == url_for("reader.click", token=token, _external=True)
+    # Uncounted (a bot): the story's address instead.
+    bot = client.get(
+        f"/api/v1/experiments/{SLUG}/assignment",
+        headers={"User-Agent": "Googlebot/2.1"},
+        base_url=base_url,
+    ).get_json()
+    with app.test_request_context(base_url=base_url):
+        assert bot["click_url"] == url_for("reader.article", slug=SLUG, _external=True)
+
+
+def test_the_cookie_header_is_werkzeugs(settings):
+    header = CookieHeader(settings)
+    value = "visitor_1:colombia-china=b.c2lnbmF0dXJl"
+    for now in (1_700_000_000, 1_700_000_000.9, 1_700_000_001):
+        expected = dump_cookie(
+            COOKIE,
+            value,
+            max_age=settings.visitor_days * 86_400,
+            expires=int(now) + settings.visitor_days * 86_400,
+            path="/",
+            httponly=True,
+            secure=settings.cookie_secure,
+            samesite="Lax",
+        )
+        assert header(value, now=now) == expected
+
+
 def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200
@@ -318,7 +360,10 @@ def test_a_returning_readers_prefetch_shows_their_own_headline(client, service):
 
 
 def test_a_phone_named_cubot_is_a_reader_not_a_bot(client, service):
-    cubot = "Mozilla/5.0 (Linux; Android 11; CUBOT X19) AppleWebKit/537.36 Chrome/96.0 Mobile Safari/537.36"
+    cubot = (
+        "Mozilla/5.0 (Linux; Android 11; CUBOT X19) AppleWebKit/537.36"
+        " Chrome/96.0 Mobile Safari/537.36"
+    )
     client.get("/", headers={"User-Agent": cubot})
     assert sum(totals(service)[0]) == 1
 
