@@ -99,9 +99,10 @@ def main() -> None:
         print(f"| {family} | {count:,} | {size:,} |")
     print(f"| all keys of the experiment | {sum(c for c, _ in families.values()):,} | {total:,} |")
     print(f"\nused_memory growth: {used:,} bytes ({used / 2**20:.1f} MiB)")
+    per_click = families["click de-duplication"][1] / max(args.clicks, 1)
     print(
-        f"click de-duplication: {families['click de-duplication'][1] / max(args.clicks, 1):.0f} bytes per click,"
-        f" each expiring after {args.click_ttl} s (the visitor lifetime plus ABTEST_CLICK_TOKEN_TTL)"
+        f"click de-duplication: {per_click:.0f} bytes per click, each expiring after "
+        f"{args.click_ttl} s (the visitor lifetime plus ABTEST_CLICK_TOKEN_TTL)"
     )
 
 

@@ -291,7 +291,8 @@ def main() -> int:
                 "service": mine,
                 "floor": base,
                 "round_ratios": [
-                    round(m["rps"] / b["rps"], 3) for m, b in zip(service_runs, floor_runs)
+                    round(m["rps"] / b["rps"], 3)
+                    for m, b in zip(service_runs, floor_runs, strict=True)
                 ],
                 "floor_name": floor_name,
                 "rps_ratio": mine["rps"] / base["rps"],
@@ -299,7 +300,8 @@ def main() -> int:
             }
             print(
                 f"{name}: {mine['rps']:.0f} req/s vs {base['rps']:.0f} ({floor_name}), "
-                f"ratio {results[name]['rps_ratio']:.2f}; p99 {mine['p99']:.2f} ms vs {base['p99']:.2f} ms",
+                f"ratio {results[name]['rps_ratio']:.2f}; "
+                f"p99 {mine['p99']:.2f} ms vs {base['p99']:.2f} ms",
                 file=sys.stderr,
             )
 
@@ -341,24 +343,26 @@ def measure_memory(client: redis.Redis, service_port: int) -> dict:
 
 def print_table(results: dict, memory: dict, args) -> None:
     print(
-        f"\nworkers={args.workers} (sync), wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
-        f"{args.rounds} rounds alternating, medians\n"
+        f"\nworkers={args.workers} (sync), wrk -t{args.threads} -c{args.connections} "
+        f"-d{args.duration}s, {args.rounds} rounds alternating, medians\n"
     )
     print(
-        "| scenario | abtest req/s | floor | floor req/s | req/s ratio | abtest p50 / p99 ms | floor p50 / p99 ms | p99 ratio | errors |"
+        "| scenario | abtest req/s | floor | floor req/s | req/s ratio | ratio per round "
+        "| abtest p50 / p99 ms | floor p50 / p99 ms | p99 ratio | errors |"
     )
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in results.items():
         mine, base = r["service"], r["floor"]
+        rounds = r["round_ratios"]
         print(
-            f"| {name} | {mine['rps']:.0f} | {r['floor_name']} | {base['rps']:.0f} | {r['rps_ratio']:.2f} | "
-            f"{mine['p50']:.2f} / {mine['p99']:.2f} | {base['p50']:.2f} / {base['p99']:.2f} | {r['p99_ratio']:.2f} | "
-            f"{mine['errors']} / {base['errors']} |"
+            f"| {name} | {mine['rps']:.0f} | {r['floor_name']} | {base['rps']:.0f} "
+            f"| {r['rps_ratio']:.2f} | {min(rounds):.2f} to {max(rounds):.2f} "
+            f"| {mine['p50']:.2f} / {mine['p99']:.2f} | {base['p50']:.2f} / {base['p99']:.2f} "
+            f"| {r['p99_ratio']:.2f} | {mine['errors']} / {base['errors']} |"
         )
     if memory["worker_rss_mib"]:
-        print(
-            f"\nservice worker resident memory: {', '.join(f'{m:.0f} MiB' for m in memory['worker_rss_mib'])}"
-        )
+        resident = ", ".join(f"{m:.0f} MiB" for m in memory["worker_rss_mib"])
+        print(f"\nservice worker resident memory: {resident}")
 
 
 if __name__ == "__main__":
