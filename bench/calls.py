@@ -109,9 +109,9 @@ def main() -> int:
             ABTEST_API_TOKEN=API_TOKEN,
             ABTEST_DATA_DIR=str(work / "data"),
         )
-        from abtest import create_app
-
         import floor
+
+        from abtest import create_app
 
         app = create_app()
         status, headers = call(app, environ("/"))
