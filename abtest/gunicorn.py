@@ -20,8 +20,11 @@ class _Application(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        from . import create_app
+        from . import create_app, stats  # noqa: F401
 
+        # With preload_app this runs once, in the master: the workers fork with
+        # scipy already imported (pages shared copy-on-write), so an editor's
+        # first stats request doesn't wait a second or two for the import.
         return create_app(self.settings)
 
 

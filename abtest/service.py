@@ -358,7 +358,8 @@ class Service:
 
     def report(self, slug: str, alpha: float = 0.05, experiment: Experiment | None = None) -> dict:
         """The stats document for one experiment, with its identity and variants named."""
-        # scipy is imported on first report, not with the reader path.
+        # scipy is imported by the first report (`abtest serve` imports it before
+        # forking its workers), never by the reader path itself.
         from . import stats
 
         experiment = experiment or self.fresh(slug)
