@@ -78,6 +78,11 @@ def _cached(experiment: Experiment) -> _Cached:
     return _Cached(experiment, posterior, time.monotonic())
 
 
+def _newest_first(snapshot: dict[str, _Cached]) -> list[Experiment]:
+    experiments = [cached.experiment for cached in snapshot.values()]
+    return sorted(experiments, key=lambda experiment: experiment.created_at, reverse=True)
+
+
 #: Every Service in this process, so that a fork can reset them (see _after_fork).
 _services: weakref.WeakSet[Service] = weakref.WeakSet()
 
@@ -204,27 +209,16 @@ class Service:
         """Stop this process's background refresher (tests, shutdown)."""
         self._stopped.set()
 
-    def experiments(self, statuses: Sequence[str] | None = None) -> list[Experiment]:
+    def experiments(self) -> list[Experiment]:
         """Experiments as last read, newest first."""
-        found = [cached.experiment for cached in self._snapshot().values()]
-        if statuses is not None:
-            found = [experiment for experiment in found if experiment.status in statuses]
-        return sorted(found, key=lambda experiment: experiment.created_at, reverse=True)
+        return _newest_first(self._snapshot())
 
     def front_page(self) -> list[Experiment]:
         """The running and decided experiments, newest first (sorted once per snapshot)."""
         snapshot = self._snapshot()
         sorted_for, found = self._front
         if sorted_for is not snapshot:
-            found = sorted(
-                (
-                    cached.experiment
-                    for cached in snapshot.values()
-                    if cached.experiment.status in (RUNNING, DECIDED)
-                ),
-                key=lambda experiment: experiment.created_at,
-                reverse=True,
-            )
+            found = [e for e in _newest_first(snapshot) if e.status in (RUNNING, DECIDED)]
             self._front = (snapshot, found)
         return found
 

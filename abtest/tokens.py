@@ -55,7 +55,8 @@ class _KeyedHMAC(HMACAlgorithm):
 
 
 class _KeyCache:
-    """Derive each signing key once, not on every signature (itsdangerous re-derives it)."""
+    """Derive each signing key once, not on every signature (itsdangerous re-derives
+    it), and sign with :class:`_KeyedHMAC`."""
 
     def __init__(self, secret_key: str, salt: str):
         super().__init__(secret_key, salt=salt, algorithm=_KeyedHMAC())

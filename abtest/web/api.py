@@ -8,6 +8,7 @@ from flask import Blueprint, abort, current_app, jsonify, request, session
 
 from ..service import UnknownExperiment
 from . import context
+from .reader import article_path, click_path
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -19,13 +20,11 @@ def assignment(slug: str):
         (chosen,) = state.service.assign(state.visitor, [slug], count=state.counts)
     except UnknownExperiment:
         abort(404, description=f"no experiment {slug!r}")
-    # The reader routes' addresses, as url_for(..., _external=True) would
-    # build them at a fraction of the cost (tests/test_reader.py compares).
-    base = request.host_url[:-1] + request.script_root
+    base = request.host_url[:-1] + request.script_root  # url_for(..., _external=True)'s
     if chosen.click_token is None:
-        click_url = f"{base}/articles/{slug}"
+        click_url = article_path(base, slug)
     else:
-        click_url = f"{base}/c/{chosen.click_token}"
+        click_url = click_path(base, chosen.click_token)
     return context.finish(
         state,
         jsonify(

@@ -16,6 +16,17 @@ blueprint = Blueprint("reader", __name__)
 _pages = RenderedPages()
 
 
+# The reader routes' paths, by plain concatenation: url_for costs more than the
+# rest of a returning visitor's request (docs/performance.md).  The routes are
+# the ones below; tests/test_reader.py compares the API's URLs with url_for's.
+def click_path(root: str, token: str) -> str:
+    return f"{root}/c/{token}"
+
+
+def article_path(root: str, slug: str) -> str:
+    return f"{root}/articles/{slug}"
+
+
 @blueprint.get("/")
 def front():
     state = context.reader()
@@ -28,15 +39,13 @@ def front():
     )
 
     def render() -> str:
-        # Plain concatenation: url_for costs more than the rest of a returning
-        # visitor's request (docs/performance.md); the routes are fixed below.
         teasers = [
             {
                 "headline": a.headline,
                 "lede": a.experiment.definition.body[0],
-                "url": f"{root}/c/{slot(i)}"
+                "url": click_path(root, slot(i))
                 if a.click_token is not None
-                else f"{root}/articles/{a.experiment.slug}",
+                else article_path(root, a.experiment.slug),
             }
             for i, a in enumerate(assignments)
         ]
@@ -99,7 +108,7 @@ def _to_article(state: context.Reader, slug: str) -> Response:
 
 def _see_article(state: context.Reader, slug: str) -> Response:
     # A bare 303: werkzeug's redirect() also renders an HTML body nobody reads.
-    location = f"{request.script_root}/articles/{slug}"
+    location = article_path(request.script_root, slug)
     return context.finish(state, Response(status=303, headers=[("Location", location)]))
 
 
