@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import string
+
 import pytest
 from flask import url_for
 from helpers import HEADLINES, SLUG, story_headline, teasers, totals
-from werkzeug.http import dump_cookie
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
+from werkzeug.http import dump_cookie, parse_cookie
 
 from abtest import create_app
 from abtest.store import connect
 from abtest.tokens import ClickToken
-from abtest.web.context import COOKIE, CookieHeader
+from abtest.web.context import COOKIE, CookieHeader, visitor_cookie
 
 BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
@@ -211,6 +216,50 @@ def test_the_cookie_header_is_werkzeugs(settings):
             samesite="Lax",
         )
         assert header(value, now=now) == expected
+
+
+_COOKIE_TEXT = st.text(alphabet=string.ascii_letters + string.digits + "-_.:=", max_size=40)
+_OTHER_NAME = st.text(alphabet=string.ascii_letters + string.digits + "_-", min_size=1, max_size=16)
+
+
+@settings_(max_examples=300, deadline=None)
+@given(
+    others=st.lists(st.tuples(_OTHER_NAME, _COOKIE_TEXT), max_size=4),
+    ours=st.lists(_COOKIE_TEXT, max_size=2),
+    position=st.integers(0, 4),
+    spacing=st.sampled_from(["; ", ";", ";  ", " ; "]),
+)
+def test_the_visitor_cookie_is_read_as_werkzeug_parses_it(others, ours, position, spacing):
+    pairs = [f"{name}={value}" for name, value in others]
+    for value in ours:
+        pairs.insert(min(position, len(pairs)), f"{COOKIE}={value}")
+    header = spacing.join(pairs)
+    environ = {"HTTP_COOKIE": header} if header else {}
+    assert visitor_cookie(environ) == (parse_cookie(header).get(COOKIE) or None)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"my_{COOKIE}=theirs; {COOKIE}=ours",
+        f"{COOKIE}x=theirs; {COOKIE}=ours",
+        f"{COOKIE}=ours; {COOKIE}=second",
+        f"a=1;{COOKIE}= ours ;b=2",
+        f"{COOKIE}=",
+        f"a={COOKIE}=theirs",
+        "",
+    ],
+)
+def test_the_visitor_cookie_among_lookalikes(header):
+    assert visitor_cookie({"HTTP_COOKIE": header}) == (parse_cookie(header).get(COOKIE) or None)
+
+
+def test_a_readers_request_leaves_the_session_alone(client, app):
+    # Flask would add "Vary: Cookie" for a session that was read; readers'
+    # pages have exactly one (their own), and no session cookie.
+    response = front(client, Cookie=f"{app.config['SESSION_COOKIE_NAME']}=forged; other=1")
+    assert response.headers.getlist("Vary") == ["Cookie"]
+    assert app.config["SESSION_COOKIE_NAME"] not in response.headers.get("Set-Cookie", "")
 
 
 def test_healthz(client):

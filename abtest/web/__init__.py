@@ -46,13 +46,23 @@ class EditorSessions(SecureCookieSessionInterface):
 
     Only editors have a session; Flask would otherwise build its signing
     serializer for every reader request just to find no cookie (about 8% of
-    a returning reader's request, docs/performance.md).
+    a returning reader's request, docs/performance.md), and read its cookie
+    settings again to save the empty session.
     """
 
     def open_session(self, app, request):
-        if app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+        name = app.config["SESSION_COOKIE_NAME"]
+        # The raw header first: a reader's request then parses no cookies here.
+        if name not in request.environ.get("HTTP_COOKIE", "") or name not in request.cookies:
             return self.session_class()
         return super().open_session(app, request)
+
+    def save_session(self, app, session, response):
+        # What Flask's save_session does for a session nobody touched and
+        # nobody filled (every reader's): nothing, after reading six settings.
+        if not (session or session.modified or session.accessed):
+            return
+        super().save_session(app, session, response)
 
 
 def register(app: Flask) -> None:

@@ -13,7 +13,16 @@ from ..config import Settings
 from ..service import Service
 from ..tokens import Visitor, VisitorCookies
 
-__all__ = ["service", "settings", "reader", "Reader", "CookieHeader", "finish", "COOKIE"]
+__all__ = [
+    "service",
+    "settings",
+    "reader",
+    "visitor_cookie",
+    "Reader",
+    "CookieHeader",
+    "finish",
+    "COOKIE",
+]
 
 COOKIE = "abtest_visitor"
 
@@ -28,6 +37,22 @@ BOT_USER_AGENT = re.compile(
     r"httpclient|okhttp|go-http-client|feedfetcher|feedburner|ia_archiver|archive\.org",
     re.IGNORECASE,
 )
+
+
+# The visitor cookie's value, straight from the Cookie header: no parse of
+# every other cookie a newspaper's pages carry.  The service sets it unquoted
+# (signed values are cookie-safe text), so anything else fails the signature
+# check all the same.  The first one wins, as with werkzeug's parse.
+_VISITOR_COOKIE = re.compile(r"(?:^|;)[ \t]*" + COOKIE + r"=([^;]*)")
+
+
+def visitor_cookie(environ: dict) -> str | None:
+    """The raw value of the visitor cookie in this request, or None."""
+    header = environ.get("HTTP_COOKIE")
+    if not header or COOKIE not in header:
+        return None
+    found = _VISITOR_COOKIE.search(header)
+    return (found.group(1).strip(" \t") if found else "") or None
 
 
 def _extension() -> dict:
@@ -79,7 +104,7 @@ class Reader:
         self.counts = not (is_bot(environ.get("HTTP_USER_AGENT", "")) or is_prefetch(environ))
         cookies: VisitorCookies = extension["visitor_cookies"]
         #: The visitor from the signed cookie, or None (missing or forged).
-        self.known = cookies.loads(request.cookies.get(COOKIE))
+        self.known = cookies.loads(visitor_cookie(environ))
         #: Their assignments as the cookie had them, to tell whether it must be set again.
         self.assigned = dict(self.known.assignments) if self.known else {}
         self._visitor: Visitor | None = None
