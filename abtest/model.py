@@ -56,6 +56,13 @@ class Definition:
     title: str
     headlines: tuple[str, ...]
     body: tuple[str, ...]
+    #: ``a``, ``b``, ... one per headline (worked out once: readers' requests ask often).
+    variant_ids: tuple[str, ...] = dataclasses.field(init=False, repr=False, compare=False)
+    _hash: int = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        # The generated hash, computed once: reader pages are cached by definition.
+        return self._hash
 
     def __post_init__(self) -> None:
         errors = {}
@@ -92,10 +99,8 @@ class Definition:
             raise InvalidExperiment(errors)
         object.__setattr__(self, "headlines", tuple(headlines))
         object.__setattr__(self, "body", tuple(p.strip() for p in paragraphs))
-
-    @property
-    def variant_ids(self) -> tuple[str, ...]:
-        return VARIANT_IDS[: len(self.headlines)]
+        object.__setattr__(self, "variant_ids", VARIANT_IDS[: len(self.headlines)])
+        object.__setattr__(self, "_hash", hash((self.slug, self.title, self.headlines, self.body)))
 
     def headline(self, variant: str) -> str:
         return self.headlines[self.variant_ids.index(variant)]

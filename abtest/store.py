@@ -177,6 +177,11 @@ class RedisStore:
         self._click = connection.register_script(self._with_ttls(CLICK_LUA))
         self._create = connection.register_script(CREATE_LUA)
         self._status = connection.register_script(STATUS_LUA)
+        # Parsed definitions by their stored JSON: a refresh reuses the same
+        # objects, so readers' page cache (keyed by definition) matches by identity.
+        self._definitions: dict[tuple[str, str], Definition] = {}
+        # The four keys an impression touches, for the current minute.
+        self._impression_keys: dict[tuple[str, int], tuple[str, str, str, str]] = {}
 
     def _with_ttls(self, script: str) -> str:
         return script.replace("{minute_ttl}", str(self.minute_ttl)).replace(
@@ -213,8 +218,26 @@ class RedisStore:
         for index, slug in enumerate(slugs):
             meta, counts = replies[2 * index], replies[2 * index + 1]
             if meta:
-                experiments.append(_experiment(slug, meta, counts))
+                experiments.append(self._experiment(slug, meta, counts))
         return experiments
+
+    def _experiment(self, slug: str, meta: dict[str, str], counts: dict[str, str]) -> Experiment:
+        stored = (slug, meta["definition"])
+        definition = self._definitions.get(stored)
+        if definition is None:
+            if len(self._definitions) >= 1024:
+                self._definitions.clear()
+            definition = Definition.from_json(slug, json.loads(stored[1]))
+            self._definitions[stored] = definition
+        impressions, clicks = counts_tuple(definition, counts)
+        return Experiment(
+            definition=definition,
+            status=meta.get("status", RUNNING),
+            winner=meta.get("winner") or None,
+            impressions=impressions,
+            clicks=clicks,
+            created_at=float(meta.get("created_at", 0.0)),
+        )
 
     def load_all(self) -> list[Experiment]:
         return self.load(self.slugs())
@@ -266,22 +289,29 @@ class RedisStore:
 
         ``with_counts[i]`` asks for visit i's experiment counts back (default: all).
         """
-        now = time.time() if now is None else now
-        minute, hour = _minute_and_hour(now)
+        minute = int(time.time() if now is None else now) // 60
         wanted = [True] * len(visits) if with_counts is None else list(with_counts)
         calls = [
             (
-                [
-                    keys.meta(slug),
-                    keys.counts(slug),
-                    keys.minute(slug, minute),
-                    keys.hour(slug, hour),
-                ],
-                [keys.impression_field(variant), "1" if want else "0"],
+                self._keys_for_impression(slug, minute),
+                (keys.impression_field(variant), "1" if want else "0"),
             )
             for (slug, variant), want in zip(visits, wanted, strict=True)
         ]
         return [_impression_result(reply) for reply in self._evalsha_many(self._impression, calls)]
+
+    def _keys_for_impression(self, slug: str, minute: int) -> tuple[str, str, str, str]:
+        found = self._impression_keys.get((slug, minute))
+        if found is None:
+            if len(self._impression_keys) >= 1024:
+                self._impression_keys.clear()
+            found = self._impression_keys[(slug, minute)] = (
+                keys.meta(slug),
+                keys.counts(slug),
+                keys.minute(slug, minute),
+                keys.hour(slug, minute // 60),
+            )
+        return found
 
     def record_click(
         self, slug: str, variant: str, visitor: str, marker_ttl: int, now: float | None = None
@@ -301,7 +331,7 @@ class RedisStore:
             return ClickResult(status=reply, counted=False)
         return ClickResult(status=RUNNING, counted=bool(reply))
 
-    def _evalsha_many(self, script, calls: list[tuple[list, list]]) -> list:
+    def _evalsha_many(self, script, calls: list[tuple[Sequence, Sequence]]) -> list:
         """Run one script once per call, all in one round trip.
 
         One call is a plain EVALSHA; several go in one pipeline.  redis-py's
@@ -331,7 +361,7 @@ class RedisStore:
                 raise reply
         return replies
 
-    def _pipeline_evalsha(self, sha: str, calls: list[tuple[list, list]]) -> list:
+    def _pipeline_evalsha(self, sha: str, calls: list[tuple[Sequence, Sequence]]) -> list:
         pipe = self.redis.pipeline(transaction=False)
         for call_keys, args in calls:
             pipe.execute_command("EVALSHA", sha, len(call_keys), *call_keys, *args)
@@ -366,19 +396,6 @@ class RedisStore:
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
-
-
-def _experiment(slug: str, meta: dict[str, str], counts: dict[str, str]) -> Experiment:
-    definition = Definition.from_json(slug, json.loads(meta["definition"]))
-    impressions, clicks = counts_tuple(definition, counts)
-    return Experiment(
-        definition=definition,
-        status=meta.get("status", RUNNING),
-        winner=meta.get("winner") or None,
-        impressions=impressions,
-        clicks=clicks,
-        created_at=float(meta.get("created_at", 0.0)),
-    )
 
 
 def counts_tuple(definition: Definition, counts: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -16,6 +16,7 @@ from abtest import create_app
 from abtest.store import connect
 from abtest.tokens import ClickToken
 from abtest.web.context import COOKIE, CookieHeader, visitor_cookie
+from abtest.web.pages import RenderedPages, slot
 
 BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
@@ -260,6 +261,16 @@ def test_a_readers_request_leaves_the_session_alone(client, app):
     response = front(client, Cookie=f"{app.config['SESSION_COOKIE_NAME']}=forged; other=1")
     assert response.headers.getlist("Vary") == ["Cookie"]
     assert app.config["SESSION_COOKIE_NAME"] not in response.headers.get("Set-Cookie", "")
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3])
+def test_a_cached_page_gets_each_readers_tokens_in_its_slots(count):
+    pages = RenderedPages()
+    template = "<p>" + "".join(f"<a href='/c/{slot(i)}'>{i}</a>" for i in range(count)) + "</p>"
+    for reader in ("one", "two"):
+        tokens = [f"{reader}{i}" for i in range(count)]
+        links = "".join(f"<a href='/c/{reader}{i}'>{i}</a>" for i in range(count))
+        assert pages.page(("front", count), tokens, lambda: template) == f"<p>{links}</p>"
 
 
 def test_healthz(client):

@@ -6,7 +6,7 @@ import functools
 import re
 import time
 
-from flask import Request, Response, current_app, g, request
+from flask import Request, Response, current_app, request
 from werkzeug.http import dump_cookie
 
 from ..config import Settings
@@ -88,16 +88,17 @@ class Reader:
     """This request's reader, worked out once: the app's service, whether to
     count them, and who they are (from the signed cookie).
 
-    Built on first use by :func:`reader` and kept on ``g``; the views and
+    Built once per request by the view (:func:`reader`); the view and
     :func:`finish` read its attributes instead of going through
     Flask's context proxies again and again (each lookup costs a few µs, and
     the reader path is measured against a bare Flask view).
     """
 
-    __slots__ = ("extension", "service", "counts", "known", "assigned", "_visitor")
+    __slots__ = ("request", "extension", "service", "counts", "known", "assigned", "_visitor")
 
     def __init__(self, extension: dict, request: Request):
         environ = request.environ
+        self.request = request
         self.extension = extension
         self.service: Service = extension["service"]
         #: False for crawlers, link previewers and browser prefetches.
@@ -123,11 +124,8 @@ class Reader:
 
 
 def reader() -> Reader:
-    """This request's :class:`Reader`."""
-    found = g.get("abtest_reader")
-    if found is None:
-        found = g.abtest_reader = Reader(_extension(), request._get_current_object())
-    return found
+    """This request's :class:`Reader` (each reader view asks once)."""
+    return Reader(_extension(), request._get_current_object())
 
 
 class CookieHeader:

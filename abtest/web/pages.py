@@ -44,4 +44,6 @@ class RenderedPages:
             self._pages[key] = parts
         if len(parts) == 1:
             return parts[0]
+        if len(parts) == 3:  # one teaser with a click link: the usual front page
+            return parts[0] + tokens[parts[1]] + parts[2]
         return "".join(part if i % 2 == 0 else tokens[part] for i, part in enumerate(parts))

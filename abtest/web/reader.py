@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, jsonify, render_template, request
+from flask import Blueprint, Response, abort, jsonify, render_template
 
 from ..service import ActionRefused, UnknownExperiment
 from ..store import StoreError
@@ -30,7 +30,7 @@ def article_path(root: str, slug: str) -> str:
 @blueprint.get("/")
 def front():
     state = context.reader()
-    root = request.script_root
+    root = state.request.script_root
     assignments = state.service.assign(
         state.visitor, [e.slug for e in state.service.front_page()], count=state.counts
     )
@@ -64,7 +64,7 @@ def article(slug: str):
         abort(404, description="There is no story at this address.")
     definition = assignment.experiment.definition
     page = _pages.page(
-        ("article", request.script_root, definition, assignment.variant),
+        ("article", state.request.script_root, definition, assignment.variant),
         [],
         lambda: render_template("article.html", headline=assignment.headline, body=definition.body),
     )
@@ -108,7 +108,7 @@ def _to_article(state: context.Reader, slug: str) -> Response:
 
 def _see_article(state: context.Reader, slug: str) -> Response:
     # A bare 303: werkzeug's redirect() also renders an HTML body nobody reads.
-    location = article_path(request.script_root, slug)
+    location = article_path(state.request.script_root, slug)
     return context.finish(state, Response(status=303, headers=[("Location", location)]))
 
 
