@@ -44,6 +44,9 @@ class RenderedPages:
             self._pages[key] = parts
         if len(parts) == 1:
             return parts[0]
-        if len(parts) == 3:  # one teaser with a click link: the usual front page
+        # One teaser, its link once or twice: the usual front page, joined without a loop.
+        if len(parts) == 3:
             return parts[0] + tokens[parts[1]] + parts[2]
+        if len(parts) == 5:
+            return parts[0] + tokens[parts[1]] + parts[2] + tokens[parts[3]] + parts[4]
         return "".join(part if i % 2 == 0 else tokens[part] for i, part in enumerate(parts))
