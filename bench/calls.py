@@ -87,6 +87,60 @@ def calls_per_request(request, count: int) -> float:
     return pstats.Stats(profile).total_calls / count
 
 
+def apps(url: str, work: Path):
+    """The service (with the seed story's counts at 10M impressions each) and
+    the floor app, both over the Redis at ``url``."""
+    os.environ.update(
+        REDIS_URL=url,
+        ABTEST_SECRET_KEY=SECRET,
+        ABTEST_API_TOKEN=API_TOKEN,
+        ABTEST_DATA_DIR=str(work / "data"),
+    )
+    import floor
+
+    from abtest import create_app
+
+    app = create_app()
+    client = redis.Redis.from_url(url)
+    for variant in "abc":
+        client.hset(keys.counts(SLUG), keys.impression_field(variant), 10_000_000)
+    return app, floor.app
+
+
+def reader_scenarios(app, floor_app, clicks: int) -> dict:
+    """Each scenario's request on the service and on its floor (in-process calls).
+
+    ``{name: (service request, floor request, floor name)}``; the click
+    scenario has ``clicks`` distinct visitors' links, one per call.
+    """
+    status, headers = call(app, environ("/"))
+    cookie = dict(headers)["Set-Cookie"].split(";", 1)[0]
+    tokens, cookies = ClickTokens(SECRET, 86_400), VisitorCookies(SECRET)
+    links = []
+    for number in range(clicks):
+        variant = "abc"[number % 3]
+        visitor = Visitor(f"calls{os.getpid()}x{number}", {SLUG: variant})
+        token = tokens.dumps(ClickToken(SLUG, variant, visitor.id))
+        links.append((f"/c/{token}", f"abtest_visitor={cookies.dumps(visitor)}"))
+    next_click = iter(links).__next__
+
+    def click():
+        path, visitor_cookie = next_click()
+        assert call(app, environ(path, visitor_cookie))[0].startswith("303")
+
+    floor_hincr = (lambda: call(floor_app, environ("/hincr")), "HINCRBY floor")
+    floor_hello = (lambda: call(floor_app, environ("/hello", cookie)), "hello floor")
+    return {
+        "new visitor at /": (lambda: call(app, environ("/")), *floor_hincr),
+        "returning visitor at /": (lambda: call(app, environ("/", cookie)), *floor_hello),
+        "click /c/<token>": (click, *floor_hincr),
+        "assignment API (new visitor)": (
+            lambda: call(app, environ(f"/api/v1/experiments/{SLUG}/assignment")),
+            *floor_hincr,
+        ),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -103,45 +157,8 @@ def main() -> int:
     try:
         client = redis.Redis.from_url(url)
         scratch_redis.wait_ready(client)
-        os.environ.update(
-            REDIS_URL=url,
-            ABTEST_SECRET_KEY=SECRET,
-            ABTEST_API_TOKEN=API_TOKEN,
-            ABTEST_DATA_DIR=str(work / "data"),
-        )
-        import floor
-
-        from abtest import create_app
-
-        app = create_app()
-        status, headers = call(app, environ("/"))
-        cookie = dict(headers)["Set-Cookie"].split(";", 1)[0]
-        for variant in "abc":
-            client.hset(keys.counts(SLUG), keys.impression_field(variant), 10_000_000)
-        tokens, cookies = ClickTokens(SECRET, 86_400), VisitorCookies(SECRET)
-        clicks = []
-        for number in range(args.requests + 100):
-            variant = "abc"[number % 3]
-            visitor = Visitor(f"calls{number}", {SLUG: variant})
-            token = tokens.dumps(ClickToken(SLUG, variant, visitor.id))
-            clicks.append((f"/c/{token}", f"abtest_visitor={cookies.dumps(visitor)}"))
-        next_click = iter(clicks).__next__
-
-        def click():
-            path, visitor_cookie = next_click()
-            assert call(app, environ(path, visitor_cookie))[0].startswith("303")
-
-        floor_hincr = (lambda: call(floor.app, environ("/hincr")), "HINCRBY floor")
-        floor_hello = (lambda: call(floor.app, environ("/hello", cookie)), "hello floor")
-        scenarios = {
-            "new visitor at /": (lambda: call(app, environ("/")), *floor_hincr),
-            "returning visitor at /": (lambda: call(app, environ("/", cookie)), *floor_hello),
-            "click /c/<token>": (click, *floor_hincr),
-            "assignment API (new visitor)": (
-                lambda: call(app, environ(f"/api/v1/experiments/{SLUG}/assignment")),
-                *floor_hincr,
-            ),
-        }
+        app, floor_app = apps(url, work)
+        scenarios = reader_scenarios(app, floor_app, args.requests + 100)
         print("| scenario | abtest calls per request | floor | floor calls | ratio floor/abtest |")
         print("| --- | ---: | --- | ---: | ---: |")
         for name, (mine, base, base_name) in scenarios.items():

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import string
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from itsdangerous import Signer, TimestampSigner
 
 from abtest.tokens import (
@@ -12,6 +16,8 @@ from abtest.tokens import (
     InvalidToken,
     Visitor,
     VisitorCookies,
+    _Signer,
+    _TimestampSigner,
 )
 
 SECRET = "token-test-secret-0123456789"
@@ -56,3 +62,27 @@ def test_a_cookie_is_not_a_click_token_and_vice_versa():
     with pytest.raises(InvalidToken):
         tokens.loads(cookie)
     assert cookies.loads(tokens.dumps(ClickToken("colombia-china", "c", "visitor_1"))) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(payload=st.text(alphabet=string.ascii_letters + string.digits + ":=_-", max_size=80))
+def test_signatures_are_stock_itsdangerous_and_any_change_breaks_them(payload):
+    ours, stock = _Signer(SECRET, salt="abtest.visitor"), Signer(SECRET, salt="abtest.visitor")
+    signed = ours.sign(payload)
+    assert signed == stock.sign(payload)
+    assert ours.unsign(signed) == payload.encode()
+    value, _, signature = signed.decode().rpartition(".")
+    for index in range(len(signature)):
+        for other in "Aa0_-":
+            if other != signature[index]:
+                changed = f"{value}.{signature[:index]}{other}{signature[index + 1 :]}"
+                assert not ours.validate(changed)
+
+
+def test_older_secret_keys_still_verify_and_the_newest_signs():
+    ours = _TimestampSigner(["old-secret-0123456789", SECRET], salt="abtest.click")
+    from_old = TimestampSigner("old-secret-0123456789", salt="abtest.click").sign("x")
+    assert ours.unsign(from_old, max_age=60) == b"x"
+    assert TimestampSigner(SECRET, salt="abtest.click").unsign(ours.sign("y"), max_age=60) == b"y"
+    stranger = TimestampSigner("a-third-secret-0123456", salt="abtest.click")
+    assert not ours.validate(stranger.sign("x"))

@@ -75,6 +75,13 @@ def is_bot(user_agent: str) -> bool:
 
 def is_prefetch(environ: dict) -> bool:
     """A prefetch or prerender: ``Sec-Purpose``/``Purpose``, ``X-Moz``, ``X-Purpose: preview``."""
+    if not (
+        "HTTP_SEC_PURPOSE" in environ
+        or "HTTP_PURPOSE" in environ
+        or "HTTP_X_MOZ" in environ
+        or "HTTP_X_PURPOSE" in environ
+    ):
+        return False  # most requests: none of the four headers
     purpose = (environ.get("HTTP_SEC_PURPOSE", "") + environ.get("HTTP_PURPOSE", "")).lower()
     return (
         "prefetch" in purpose
