@@ -43,13 +43,17 @@ WARM_UP = 50
 _REFS = re.compile(r"I\s+refs:\s+([0-9,]+)")
 
 
-def child(scenario: str, side: str, requests: int, url: str, work: Path) -> None:
-    """Run one side of one scenario ``WARM_UP + requests`` times (under valgrind)."""
+def child(scenario: str, side: str, requests: int, links: int, url: str, work: Path) -> None:
+    """Run one side of one scenario ``WARM_UP + requests`` times (under valgrind).
+
+    ``links`` click links are made either way, so that the set-up is the same
+    in both runs and cancels out of the difference.
+    """
     app, floor_app = apps(url, work)
     service = app.extensions["abtest"]["service"]
     service.refresh_interval = 3600.0
     service.COUNTS_MAX_AGE = 5.0
-    mine, floor, _ = reader_scenarios(app, floor_app, WARM_UP + requests)[scenario]
+    mine, floor, _ = reader_scenarios(app, floor_app, WARM_UP + links)[scenario]
     request = mine if side == "service" else floor
     for _ in range(WARM_UP):
         request()
@@ -60,7 +64,7 @@ def child(scenario: str, side: str, requests: int, url: str, work: Path) -> None
     service.stop()
 
 
-def instructions(scenario: str, side: str, requests: int, url: str, work: Path) -> int:
+def instructions(scenario: str, side: str, requests: int, links: int, url: str, work: Path) -> int:
     """Instructions the process executes in all, for this many requests after the warm-up."""
     command = [
         "valgrind",
@@ -73,6 +77,7 @@ def instructions(scenario: str, side: str, requests: int, url: str, work: Path) 
         scenario,
         side,
         str(requests),
+        str(links),
         url,
         str(work),
     ]
@@ -90,11 +95,11 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        scenario, side, requests, url, work = args.child
-        child(scenario, side, int(requests), url, Path(work))
+        scenario, side, requests, links, url, work = args.child
+        child(scenario, side, int(requests), int(links), url, Path(work))
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -116,8 +121,8 @@ def main() -> int:
         for name, floor_name in names.items():
             per_request = {}
             for side in ("service", "floor"):
-                total = instructions(name, side, args.requests, url, work)
-                base = instructions(name, side, 0, url, work)
+                total = instructions(name, side, args.requests, args.requests, url, work)
+                base = instructions(name, side, 0, args.requests, url, work)
                 per_request[side] = (total - base) / args.requests
             ours, theirs = per_request["service"], per_request["floor"]
             print(f"| {name} | {ours:,.0f} | {floor_name} | {theirs:,.0f} | {theirs / ours:.2f} |")
