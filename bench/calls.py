@@ -20,9 +20,7 @@ import cProfile
 import io
 import os
 import pstats
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import redis
@@ -31,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import scratch_redis  # noqa: E402
-from reader import API_TOKEN, BROWSER, SECRET, SLUG, free_port  # noqa: E402
+from reader import API_TOKEN, BROWSER, SECRET, SLUG  # noqa: E402
 
 from abtest import keys  # noqa: E402
 from abtest.tokens import ClickToken, ClickTokens, Visitor, VisitorCookies  # noqa: E402
@@ -148,15 +146,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="abtest-calls-"))
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    server = subprocess.Popen(
-        scratch_redis.command(work, port=port), stdout=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        client = redis.Redis.from_url(url)
-        scratch_redis.wait_ready(client)
+    with scratch_redis.running("abtest-calls-") as (url, work):
         app, floor_app = apps(url, work)
         scenarios = reader_scenarios(app, floor_app, args.requests + 100)
         print("| scenario | abtest calls per request | floor | floor calls | ratio floor/abtest |")
@@ -165,9 +155,6 @@ def main() -> int:
             ours, theirs = calls_per_request(mine, args.requests), calls_per_request(base, 500)
             print(f"| {name} | {ours:.0f} | {base_name} | {theirs:.0f} | {theirs / ours:.2f} |")
         app.extensions["abtest"]["service"].stop()
-    finally:
-        server.terminate()
-        server.wait()
     return 0
 
 

@@ -27,17 +27,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
-
-import redis
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import scratch_redis  # noqa: E402
 from calls import apps, reader_scenarios  # noqa: E402
-from reader import free_port  # noqa: E402
 
 WARM_UP = 50
 _REFS = re.compile(r"I\s+refs:\s+([0-9,]+)")
@@ -105,14 +101,7 @@ def main() -> int:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
 
-    work = Path(tempfile.mkdtemp(prefix="abtest-instructions-"))
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    server = subprocess.Popen(
-        scratch_redis.command(work, port=port), stdout=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        scratch_redis.wait_ready(redis.Redis.from_url(url))
+    with scratch_redis.running("abtest-instructions-") as (url, work):
         app, floor_app = apps(url, work)
         names = {name: floor for name, (_, _, floor) in reader_scenarios(app, floor_app, 0).items()}
         app.extensions["abtest"]["service"].stop()
@@ -127,9 +116,6 @@ def main() -> int:
             ours, theirs = per_request["service"], per_request["floor"]
             print(f"| {name} | {ours:,.0f} | {floor_name} | {theirs:,.0f} | {theirs / ours:.2f} |")
             sys.stdout.flush()
-    finally:
-        server.terminate()
-        server.wait()
     return 0
 
 

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 import scratch_redis  # noqa: E402
+from scratch_redis import free_port  # noqa: E402
 
 from abtest import keys  # noqa: E402
 from abtest.tokens import ClickToken, ClickTokens, Visitor, VisitorCookies  # noqa: E402
@@ -44,12 +44,6 @@ SECRET = "bench-secret-key-0123456789abcdef"
 API_TOKEN = "bench-api-token"
 SLUG = "colombia-china"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 60) -> None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import socket as sockets
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -32,3 +36,27 @@ def wait_ready(client: redis.Redis, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("redis-server did not start")
         time.sleep(0.05)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with sockets.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running(prefix: str) -> Iterator[tuple[str, Path]]:
+    """A scratch redis-server on a free TCP port, stopped on exit: ``(url, work dir)``."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    port = free_port()
+    server = subprocess.Popen(
+        command(work, port=port), stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        wait_ready(redis.Redis.from_url(url))
+        yield url, work
+    finally:
+        server.terminate()
+        server.wait()
