@@ -64,6 +64,11 @@ class Definition:
         # The generated hash, computed once: reader pages are cached by definition.
         return self._hash
 
+    def __reduce__(self):
+        # Rebuilt from its fields when unpickled: another process hashes strings
+        # differently, so the stored hash must not travel.
+        return (type(self), (self.slug, self.title, self.headlines, self.body))
+
     def __post_init__(self) -> None:
         errors = {}
         if not isinstance(self.slug, str) or not SLUG_RE.match(self.slug):

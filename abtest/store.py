@@ -177,9 +177,10 @@ class RedisStore:
         self._click = connection.register_script(self._with_ttls(CLICK_LUA))
         self._create = connection.register_script(CREATE_LUA)
         self._status = connection.register_script(STATUS_LUA)
-        # Parsed definitions by their stored JSON: a refresh reuses the same
-        # objects, so readers' page cache (keyed by definition) matches by identity.
-        self._definitions: dict[tuple[str, str], Definition] = {}
+        # Each slug's definition with the JSON it was parsed from: a refresh
+        # reuses the same object while the JSON is unchanged, so readers' page
+        # cache (keyed by definition) matches by identity.
+        self._definitions: dict[str, tuple[str, Definition]] = {}
         # The four keys an impression touches, for the current minute.
         self._impression_keys: dict[tuple[str, int], tuple[str, str, str, str]] = {}
 
@@ -222,13 +223,11 @@ class RedisStore:
         return experiments
 
     def _experiment(self, slug: str, meta: dict[str, str], counts: dict[str, str]) -> Experiment:
-        stored = (slug, meta["definition"])
-        definition = self._definitions.get(stored)
-        if definition is None:
-            if len(self._definitions) >= 1024:
-                self._definitions.clear()
-            definition = Definition.from_json(slug, json.loads(stored[1]))
-            self._definitions[stored] = definition
+        text = meta["definition"]
+        parsed, definition = self._definitions.get(slug, (None, None))
+        if parsed != text or definition is None:
+            definition = Definition.from_json(slug, json.loads(text))
+            self._definitions[slug] = (text, definition)
         impressions, clicks = counts_tuple(definition, counts)
         return Experiment(
             definition=definition,

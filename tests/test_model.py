@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from helpers import HEADLINES
 
@@ -79,3 +83,28 @@ def test_twenty_six_headlines_are_allowed():
 def test_control_characters_are_refused():
     with pytest.raises(InvalidExperiment):
         definition(headlines=["Fine", "Not\x00fine"])
+
+
+def test_a_definition_unpickled_in_another_process_hashes_as_a_fresh_one():
+    # Its hash is worked out once; string hashes differ from process to
+    # process, so an unpickled definition must not bring the old one along.
+    make = "import pickle, sys; from abtest.model import seed_definition; "
+    dumped = subprocess.run(
+        [sys.executable, "-c", make + "sys.stdout.write(pickle.dumps(seed_definition()).hex())"],
+        env={**os.environ, "PYTHONHASHSEED": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    check = (
+        make + f"d = pickle.loads(bytes.fromhex({dumped!r})); "
+        "print(d == seed_definition(), hash(d) == hash(seed_definition()), d.variant_ids)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", check],
+        env={**os.environ, "PYTHONHASHSEED": "2"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert loaded.split() == ["True", "True", "('a',", "'b',", "'c')"]

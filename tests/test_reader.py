@@ -248,6 +248,9 @@ def test_the_visitor_cookie_is_read_as_werkzeug_parses_it(others, ours, position
         f"a=1;{COOKIE}= ours ;b=2",
         f"{COOKIE}=",
         f"a={COOKIE}=theirs",
+        f'{COOKIE}="quoted"; other=1',
+        f'a="x;{COOKIE}=inside"; {COOKIE}=ours',
+        f"{COOKIE} =spaced",
         "",
     ],
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from abtest import keys
@@ -29,6 +31,14 @@ def test_create_is_idempotent_and_never_resets_counts(store):
     assert experiment.definition.headlines == ("Yes", "No", "Maybe")
     assert experiment.impressions == (1, 0, 0)
     assert store.slugs() == ["vote"]
+
+
+def test_a_reload_keeps_an_unchanged_definition_and_sees_a_changed_one(store):
+    first = store.get("vote").definition
+    assert store.load_all()[0].definition is first  # the same object: page caches hit
+    changed = Definition(slug="vote", title="Vote", headlines=("Yes", "No"), body=("New.",))
+    store.redis.hset(keys.meta("vote"), "definition", json.dumps(changed.to_json()))
+    assert store.get("vote").definition == changed
 
 
 def test_impression_returns_fresh_counts_and_status(store):

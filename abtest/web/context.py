@@ -7,7 +7,7 @@ import re
 import time
 
 from flask import Request, Response, current_app, request
-from werkzeug.http import dump_cookie
+from werkzeug.http import dump_cookie, parse_cookie
 
 from ..config import Settings
 from ..service import Service
@@ -41,8 +41,9 @@ BOT_USER_AGENT = re.compile(
 
 # The visitor cookie's value, straight from the Cookie header: no parse of
 # every other cookie a newspaper's pages carry.  The service sets it unquoted
-# (signed values are cookie-safe text), so anything else fails the signature
-# check all the same.  The first one wins, as with werkzeug's parse.
+# (signed values are cookie-safe text).  The first one wins, as with
+# werkzeug's parse; a header with quotes, or where the name shows up without
+# matching, goes to werkzeug's parse itself.
 _VISITOR_COOKIE = re.compile(r"(?:^|;)[ \t]*" + COOKIE + r"=([^;]*)")
 
 
@@ -52,7 +53,9 @@ def visitor_cookie(environ: dict) -> str | None:
     if not header or COOKIE not in header:
         return None
     found = _VISITOR_COOKIE.search(header)
-    return (found.group(1).strip(" \t") if found else "") or None
+    if found is None or '"' in header:
+        return parse_cookie(header).get(COOKIE) or None
+    return found.group(1).strip(" \t") or None
 
 
 def _extension() -> dict:
