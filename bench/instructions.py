@@ -1,6 +1,6 @@
 """CPU instructions per request: the service's reader path against the floor, exactly.
 
-    python bench/instructions.py [--requests 1000]     (needs valgrind: apt-get install valgrind)
+    python bench/instructions.py [--requests 1000] [--only new]   (needs: apt-get install valgrind)
 
 The shared 2-core machine is too noisy to time a change worth a few percent,
 and bench/calls.py counts calls, which weigh very differently.  This counts
@@ -91,6 +91,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--only", help="run only scenarios whose name contains this text")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -108,6 +109,8 @@ def main() -> int:
         print("| scenario | abtest per request | floor | floor per request | floor / abtest |")
         print("| --- | ---: | --- | ---: | ---: |")
         for name, floor_name in names.items():
+            if args.only and args.only not in name:
+                continue
             per_request = {}
             for side in ("service", "floor"):
                 total = instructions(name, side, args.requests, args.requests, url, work)
