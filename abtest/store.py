@@ -143,11 +143,6 @@ class ClickResult:
     counted: bool
 
 
-def _minute_and_hour(now: float) -> tuple[int, int]:
-    seconds = int(now)
-    return seconds // 60, seconds // 3600
-
-
 def _impression_result(reply: str | list) -> ImpressionResult:
     if isinstance(reply, str):
         return ImpressionResult(status=reply, winner=None, counts=None)
@@ -181,8 +176,8 @@ class RedisStore:
         # reuses the same object while the JSON is unchanged, so readers' page
         # cache (keyed by definition) matches by identity.
         self._definitions: dict[str, tuple[str, Definition]] = {}
-        # The four keys an impression touches, for the current minute.
-        self._impression_keys: dict[tuple[str, int], tuple[str, str, str, str]] = {}
+        # The four keys every count touches, for the current minute.
+        self._count_keys_cache: dict[tuple[str, int], tuple[str, str, str, str]] = {}
 
     def _with_ttls(self, script: str) -> str:
         return script.replace("{minute_ttl}", str(self.minute_ttl)).replace(
@@ -292,19 +287,20 @@ class RedisStore:
         wanted = [True] * len(visits) if with_counts is None else list(with_counts)
         calls = [
             (
-                self._keys_for_impression(slug, minute),
+                self._count_keys(slug, minute),
                 (keys.impression_field(variant), "1" if want else "0"),
             )
             for (slug, variant), want in zip(visits, wanted, strict=True)
         ]
         return [_impression_result(reply) for reply in self._evalsha_many(self._impression, calls)]
 
-    def _keys_for_impression(self, slug: str, minute: int) -> tuple[str, str, str, str]:
-        found = self._impression_keys.get((slug, minute))
+    def _count_keys(self, slug: str, minute: int) -> tuple[str, str, str, str]:
+        """Meta, counts, this minute's and this hour's series keys (built once a minute)."""
+        found = self._count_keys_cache.get((slug, minute))
         if found is None:
-            if len(self._impression_keys) >= 1024:
-                self._impression_keys.clear()
-            found = self._impression_keys[(slug, minute)] = (
+            if len(self._count_keys_cache) >= 1024:
+                self._count_keys_cache.clear()
+            found = self._count_keys_cache[(slug, minute)] = (
                 keys.meta(slug),
                 keys.counts(slug),
                 keys.minute(slug, minute),
@@ -316,15 +312,8 @@ class RedisStore:
         self, slug: str, variant: str, visitor: str, marker_ttl: int, now: float | None = None
     ) -> ClickResult:
         """Count a click unless this visitor's click was counted already."""
-        now = time.time() if now is None else now
-        minute, hour = _minute_and_hour(now)
-        call_keys = [
-            keys.meta(slug),
-            keys.counts(slug),
-            keys.minute(slug, minute),
-            keys.hour(slug, hour),
-            keys.clicked(slug, visitor),
-        ]
+        minute = int(time.time() if now is None else now) // 60
+        call_keys = (*self._count_keys(slug, minute), keys.clicked(slug, visitor))
         (reply,) = self._evalsha_many(self._click, [(call_keys, [variant, int(marker_ttl)])])
         if isinstance(reply, str):
             return ClickResult(status=reply, counted=False)
