@@ -5,26 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Flask
-from flask import Request as FlaskRequest
 from flask.sessions import SecureCookieSessionInterface
-from werkzeug.http import parse_cookie
-from werkzeug.utils import cached_property
 
 __all__ = ["App", "register"]
 
 
-class Request(FlaskRequest):
-    @cached_property
-    def cookies(self):
-        # The same parse as werkzeug's property, which finds the one
-        # HTTP_COOKIE entry by walking every header in the environ.
-        return parse_cookie(self.environ.get("HTTP_COOKIE", ""), cls=self.dict_storage_class)
-
-
 class App(Flask):
-    """Flask with two per-request costs taken off every reader's request."""
-
-    request_class = Request
+    """Flask with a per-request cost taken off every reader's request."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
