@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 
+import flask
 import pytest
 from flask import url_for
 from helpers import HEADLINES, SLUG, story_headline, teasers, totals
@@ -258,10 +259,24 @@ def test_the_visitor_cookie_among_lookalikes(header):
     assert visitor_cookie({"HTTP_COOKIE": header}) == (parse_cookie(header).get(COOKIE) or None)
 
 
-def test_a_readers_request_leaves_the_session_alone(client, app):
-    # Flask would add "Vary: Cookie" for a session that was read; readers'
-    # pages have exactly one (their own), and no session cookie.
-    response = front(client, Cookie=f"{app.config['SESSION_COOKIE_NAME']}=forged; other=1")
+def test_a_readers_request_parses_no_cookies_and_sets_no_session(app):
+    parsed = []
+
+    @app.after_request
+    def _look(response):
+        # werkzeug keeps request.cookies in the request's __dict__ once parsed.
+        parsed.append("cookies" in flask.request.__dict__)
+        return response
+
+    reader = app.test_client()
+    reader.set_cookie("consent", "yes")
+    front(reader)  # no session cookie: nothing parses the cookies
+    assert parsed == [False]
+    # A forged session cookie is parsed (to find it), but no session is set.
+    forger = app.test_client()
+    forger.set_cookie(app.config["SESSION_COOKIE_NAME"], "forged")
+    response = front(forger)
+    assert parsed == [False, True]
     assert response.headers.getlist("Vary") == ["Cookie"]
     assert app.config["SESSION_COOKIE_NAME"] not in response.headers.get("Set-Cookie", "")
 
