@@ -146,9 +146,17 @@ class Service:
     # -- the in-memory snapshot ------------------------------------------
 
     def _after_fork(self) -> None:
-        """In a forked child (a gunicorn worker): its own RNG, lock and refresher."""
+        """In a forked child (a gunicorn worker): its own RNG, lock and refresher,
+        and posteriors with none of the parent's decisions drawn ahead."""
         self._lock = threading.Lock()
         self._rng = self._seeded_rng
+        self._cache = {
+            slug: dataclasses.replace(
+                cached,
+                posterior=Posterior(cached.experiment.impressions, cached.experiment.clicks),
+            )
+            for slug, cached in self._cache.items()
+        }
         self._refresher = None
         self._stopped = threading.Event()
 
