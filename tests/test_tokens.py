@@ -86,3 +86,46 @@ def test_older_secret_keys_still_verify_and_the_newest_signs():
     assert TimestampSigner(SECRET, salt="abtest.click").unsign(ours.sign("y"), max_age=60) == b"y"
     stranger = TimestampSigner("a-third-secret-0123456", salt="abtest.click")
     assert not ours.validate(stranger.sign("x"))
+
+
+def _outcome(signer, value, max_age):
+    """What ``unsign`` does with ``value``: what it returns, or the error and its payload."""
+    try:
+        return ("ok", signer.unsign(value, max_age=max_age))
+    except Exception as error:  # noqa: BLE001 - the exact class is what is compared
+        return (type(error), getattr(error, "payload", None))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payload=st.text(alphabet=string.ascii_letters + string.digits + ":=_-.", max_size=40),
+    signed_at=st.one_of(
+        st.integers(min_value=1_700_000_000 - 200, max_value=1_700_000_000 + 200),
+        st.sampled_from([0, 2**40]),
+    ),
+    max_age=st.integers(min_value=-5, max_value=120),
+    stamp=st.sampled_from([None, "", "!!", "AAAA=", "x.y", "AAAAAAAAAAAAAAA"]),
+    tamper=st.booleans(),
+)
+def test_timestamped_tokens_unsign_exactly_as_stock_itsdangerous(
+    payload, signed_at, max_age, stamp, tamper
+):
+    # The short way through unsign must return what itsdangerous returns and
+    # raise what it raises: genuine and fresh, expired, from the future, with
+    # a malformed timestamp under a genuine signature, or tampered with.
+    now = 1_700_000_000
+    ours = _TimestampSigner(SECRET, salt="abtest.click")
+    stock = TimestampSigner(SECRET, salt="abtest.click")
+    ours.get_timestamp = stock.get_timestamp = lambda: now
+    if stamp is None:
+        stamped_by = TimestampSigner(SECRET, salt="abtest.click")
+        stamped_by.get_timestamp = lambda: signed_at
+        value = stamped_by.sign(payload).decode()
+    else:  # a genuine signature over a timestamp itsdangerous never writes
+        value = Signer(SECRET, salt="abtest.click").sign(f"{payload}.{stamp}").decode()
+    if tamper:  # the signature's first character (its last one carries spare bits)
+        head, _, signature = value.rpartition(".")
+        value = f"{head}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
+    assert _outcome(ours, value, max_age) == _outcome(stock, value, max_age)
+    # Signing: the same text as stock at the same second.
+    assert ours.sign(payload) == stock.sign(payload)
