@@ -474,3 +474,39 @@ def test_the_cookie_forgets_decided_experiments(client, app, service):
         client.get_cookie("abtest_visitor").value
     )
     assert set(visitor.assignments) == {"second"}
+
+
+def test_reader_responses_send_the_headers_werkzeug_would(client, monkeypatch):
+    # ReaderResponse sends its headers as they are; werkzeug's own pass
+    # (get_wsgi_headers) must have nothing to change on any of them.
+    from werkzeug.wrappers import Response
+
+    from abtest.web.context import ReaderResponse
+
+    sent = []
+    as_is = ReaderResponse.get_wsgi_headers
+
+    def both(self, environ):
+        ours = as_is(self, environ)
+        stock = Response.get_wsgi_headers(self, environ)
+        sent.append((self.status_code, ours is self.headers, ours.to_wsgi_list(), stock))
+        return ours
+
+    monkeypatch.setattr(ReaderResponse, "get_wsgi_headers", both)
+    link = teasers(front(client).data)[0][0]  # a new visitor: Set-Cookie too
+    front(client)  # returning
+    client.get(f"/articles/{SLUG}", headers={"User-Agent": BROWSER})
+    assert client.get(link, headers={"User-Agent": BROWSER}).status_code == 303
+    client.get(link, headers={"User-Agent": BOT})  # a bot's click: to the story, uncounted
+    # Under a prefix with a non-ASCII letter the Location needs quoting: werkzeug's path.
+    # (WSGI carries the path's UTF-8 bytes as latin-1 text.)
+    prefix = "/zé".encode().decode("latin-1")
+    moved = client.get(
+        link, headers={"User-Agent": BROWSER}, environ_overrides={"SCRIPT_NAME": prefix}
+    )
+    assert moved.headers["Location"] == "/z%C3%A9/articles/" + SLUG
+
+    assert [status for status, *_ in sent] == [200, 200, 200, 303, 303, 303]
+    assert [as_sent for _, as_sent, *_ in sent] == [True] * 5 + [False]
+    for _, _, ours, stock in sent:
+        assert ours == stock.to_wsgi_list()

@@ -52,7 +52,7 @@ def front():
         return render_template("front.html", teasers=teasers)
 
     page = _pages.page(key, [a.click_token for a in assignments], render)
-    return context.finish(state, Response(page))
+    return context.finish(state, context.ReaderResponse(page))
 
 
 @blueprint.get("/articles/<slug>")
@@ -68,7 +68,7 @@ def article(slug: str):
         [],
         lambda: render_template("article.html", headline=assignment.headline, body=definition.body),
     )
-    return context.finish(state, Response(page))
+    return context.finish(state, context.ReaderResponse(page))
 
 
 @blueprint.get("/c/<token>")
@@ -109,7 +109,8 @@ def _to_article(state: context.Reader, slug: str) -> Response:
 def _see_article(state: context.Reader, slug: str) -> Response:
     # A bare 303: werkzeug's redirect() also renders an HTML body nobody reads.
     location = article_path(state.request.script_root, slug)
-    return context.finish(state, Response(status=303, headers=[("Location", location)]))
+    response = context.ReaderResponse(b"", status=303, headers=[("Location", location)])
+    return context.finish(state, response)
 
 
 @blueprint.get("/healthz")
