@@ -165,10 +165,13 @@ def test_a_prefetched_click_counts_nothing(client, service):
     assert totals(service)[1] == (0, 0, 0)
 
 
-def test_assignment_api(client, service):
+def test_assignment_api(app, client, service):
     response = client.get(f"/api/v1/experiments/{SLUG}/assignment", headers={"User-Agent": BROWSER})
     assert response.status_code == 200
+    assert response.mimetype == "application/json"
     body = response.get_json()
+    with app.app_context():  # byte for byte what jsonify sends
+        assert response.data == flask.jsonify(body).data
     assert set(body) == {"experiment", "variant", "headline", "click_url"}
     assert body["experiment"] == SLUG
     assert body["headline"] == HEADLINES["abc".index(body["variant"])]
@@ -496,6 +499,7 @@ def test_reader_responses_send_the_headers_werkzeug_would(client, monkeypatch):
     link = teasers(front(client).data)[0][0]  # a new visitor: Set-Cookie too
     front(client)  # returning
     client.get(f"/articles/{SLUG}", headers={"User-Agent": BROWSER})
+    client.get(f"/api/v1/experiments/{SLUG}/assignment", headers={"User-Agent": BROWSER})
     assert client.get(link, headers={"User-Agent": BROWSER}).status_code == 303
     client.get(link, headers={"User-Agent": BOT})  # a bot's click: to the story, uncounted
     # Under a prefix with a non-ASCII letter the Location needs quoting: werkzeug's path.
@@ -506,7 +510,7 @@ def test_reader_responses_send_the_headers_werkzeug_would(client, monkeypatch):
     )
     assert moved.headers["Location"] == "/z%C3%A9/articles/" + SLUG
 
-    assert [status for status, *_ in sent] == [200, 200, 200, 303, 303, 303]
-    assert [as_sent for _, as_sent, *_ in sent] == [True] * 5 + [False]
+    assert [status for status, *_ in sent] == [200, 200, 200, 200, 303, 303, 303]
+    assert [as_sent for _, as_sent, *_ in sent] == [True] * 6 + [False]
     for _, _, ours, stock in sent:
         assert ours == stock.to_wsgi_list()

@@ -25,12 +25,15 @@ def assignment(slug: str):
         click_url = article_path(base, slug)
     else:
         click_url = click_path(base, chosen.click_token)
-    return context.finish(
-        state,
-        jsonify(
-            experiment=slug, variant=chosen.variant, headline=chosen.headline, click_url=click_url
-        ),
-    )
+    document = {
+        "experiment": slug,
+        "variant": chosen.variant,
+        "headline": chosen.headline,
+        "click_url": click_url,
+    }
+    # jsonify's compact document, sent with its headers as they are (see ReaderResponse).
+    body = current_app.json.dumps(document, separators=(",", ":")) + "\n"
+    return context.finish(state, context.ReaderResponse(body, mimetype="application/json"))
 
 
 def editor_allowed() -> bool:
