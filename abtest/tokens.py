@@ -11,7 +11,7 @@ cookie-safe:
 - visitor cookie: ``<visitor id>:<slug>=<variant>:<slug>=<variant>...``
 - click token:    ``<slug>:<variant>:<visitor id>`` plus a timestamp
 
-Visitor ids are ``secrets.token_urlsafe`` text, slugs are lowercase letters,
+Visitor ids are URL-safe base64 of 12 random bytes, slugs are lowercase letters,
 digits and hyphens, variants are single letters: none contains ``:``, ``=``
 or ``.``.
 """
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import os
 import re
-import secrets
 from binascii import b2a_base64
 
 from itsdangerous import BadData, BadSignature, SignatureExpired, Signer, TimestampSigner
@@ -139,7 +139,8 @@ class Visitor:
 
     @classmethod
     def new(cls) -> Visitor:
-        return cls(id=secrets.token_urlsafe(12), assignments={})
+        # secrets.token_urlsafe(12) (os.urandom's bytes, URL-safe base64), minus four calls.
+        return cls(_urlsafe(os.urandom(12)).decode("ascii"), {})
 
 
 class VisitorCookies:

@@ -129,3 +129,13 @@ def test_timestamped_tokens_unsign_exactly_as_stock_itsdangerous(
     assert _outcome(ours, value, max_age) == _outcome(stock, value, max_age)
     # Signing: the same text as stock at the same second.
     assert ours.sign(payload) == stock.sign(payload)
+
+
+def test_new_visitor_ids_are_random_url_safe_text():
+    ids = [Visitor.new().id for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert all(
+        len(i) == 16 and set(i) <= set(string.ascii_letters + string.digits + "-_") for i in ids
+    )
+    # 96 random bits: every one of the 64 symbols turns up in 2,000 ids.
+    assert len(set("".join(ids))) == 64
