@@ -187,9 +187,12 @@ class ReaderResponse(Response):
 
     def get_wsgi_headers(self, environ: dict):
         headers = self.headers
-        if self.status_code in (200, 303) and "Content-Length" in headers:
-            location = headers.get("Location")
-            if location is None or (location.isascii() and location.startswith("/")):
+        status = self.status_code
+        if (status == 200 or status == 303) and "Content-Length" in headers:
+            if status == 200:  # no Location to look up: a lookup that misses raises inside
+                return headers
+            location = headers.get("Location", "")
+            if location.isascii() and location.startswith("/"):
                 return headers
         return super().get_wsgi_headers(environ)
 
