@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hmac
 import logging
 import os
 import threading
@@ -30,7 +31,14 @@ import numpy as np
 from .bandit import Posterior
 from .model import DECIDED, PAUSED, RUNNING, Definition, Experiment, seed_definition
 from .store import RedisStore, StoreError, counts_tuple
-from .tokens import ClickToken, ClickTokens, Visitor
+from .tokens import (
+    ClickToken,
+    ClickTokens,
+    Visitor,
+    cookie_records,
+    cookie_visitor_id,
+    visitor_ref,
+)
 
 __all__ = ["Service", "Assignment", "ClickOutcome", "UnknownExperiment", "ActionRefused"]
 
@@ -305,6 +313,7 @@ class Service:
                     visitor.assignments[slug] = variant
 
         assignments = []
+        ref = None
         for slug in slugs:
             experiment = counted.get(slug) or snapshot[slug].experiment
             variant = visitor.assignments.get(slug)
@@ -317,28 +326,36 @@ class Service:
                 # A prefetch by a reader with a headline: theirs, but nothing to count.
                 assignments.append(Assignment(experiment, variant, None))
             else:
-                token = self.click_tokens.sign(slug, variant, visitor.id)
+                ref = ref or visitor_ref(visitor.id)
+                token = self.click_tokens.sign(slug, variant, ref)
                 assignments.append(Assignment(experiment, variant, token))
         return assignments
 
-    def click(self, token: ClickToken, visitor: Visitor | None) -> ClickOutcome:
+    def click(self, token: ClickToken, cookie: str | None) -> ClickOutcome:
         """Count a click for a token this service signed.
 
+        ``cookie`` is the clicking browser's visitor cookie, as sent.  A token
+        is signed only for a counted impression and names (by
+        :func:`~abtest.tokens.visitor_ref`) the visitor it was shown to; the
+        cookie's visitor id must hash to that ref, which only that visitor's
+        cookie can do, so its signature need not be checked here.  The
+        cookie must also list the token's variant: a check of the service's
+        own consistency, since no one else can sign a token.
         Raises :class:`UnknownExperiment`, or :class:`ActionRefused` when the
-        token does not match the visitor's own assignment (no impression of
-        that variant was counted for this browser).
+        token was made for another browser, or another variant.
         """
         experiment = self.experiment(token.slug)
         if token.variant not in experiment.variant_ids:
             raise ActionRefused("that headline is not part of this story")
+        visitor_id = cookie_visitor_id(cookie)
         if (
-            visitor is None
-            or visitor.id != token.visitor
-            or visitor.assignments.get(token.slug) != token.variant
+            visitor_id is None
+            or not hmac.compare_digest(visitor_ref(visitor_id), token.visitor_ref)
+            or not cookie_records(cookie, token.slug, token.variant)
         ):
             raise ActionRefused("this link was not issued to this browser")
         result = self.store.record_click(
-            token.slug, token.variant, token.visitor, self.click_marker_ttl, now=self.clock()
+            token.slug, token.variant, visitor_id, self.click_marker_ttl, now=self.clock()
         )
         return ClickOutcome(slug=token.slug, counted=result.counted)
 

@@ -9,7 +9,10 @@ docs/performance.md), and every part of the payload is already URL- and
 cookie-safe:
 
 - visitor cookie: ``<visitor id>:<slug>=<variant>:<slug>=<variant>...``
-- click token:    ``<slug>:<variant>:<visitor id>`` plus a timestamp
+- click token:    ``<slug>:<variant>:<visitor ref>`` plus a timestamp
+
+A click token names its visitor by a hash of their id (:func:`visitor_ref`),
+never the id itself, which travels only in the visitor's own HttpOnly cookie.
 
 Visitor ids are URL-safe base64 of 12 random bytes, slugs are lowercase letters,
 digits and hyphens, variants are single letters: none contains ``:``, ``=``
@@ -19,6 +22,7 @@ or ``.``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import os
 import re
@@ -27,9 +31,22 @@ from binascii import b2a_base64
 from itsdangerous import BadData, BadSignature, SignatureExpired, Signer, TimestampSigner
 from itsdangerous.encoding import base64_decode, base64_encode, int_to_bytes, want_bytes
 
-__all__ = ["Visitor", "VisitorCookies", "ClickToken", "ClickTokens", "InvalidToken", "ExpiredToken"]
+__all__ = [
+    "Visitor",
+    "VisitorCookies",
+    "ClickToken",
+    "ClickTokens",
+    "InvalidToken",
+    "ExpiredToken",
+    "visitor_ref",
+    "cookie_visitor_id",
+    "cookie_records",
+]
 
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_COOKIE_VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{1,64}(?=[:.])")
+_VISITOR_REF = re.compile(r"^[A-Za-z0-9_-]{16}$")
+_REF_DOMAIN = b"abtest visitor ref\x00"
 _SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
 _VARIANT = re.compile(r"^[a-z]$")
 
@@ -175,26 +192,55 @@ class VisitorCookies:
         return Visitor(id=visitor_id, assignments=assignments)
 
 
+def visitor_ref(visitor_id: str) -> str:
+    """What a click token says of its visitor: 96 bits of a SHA-256 of their id.
+
+    A click comes from the browser its link was made for when the visitor id
+    in that browser's cookie hashes to the token's ref.  The id is 96 random
+    bits that only the reader's HttpOnly cookie carries, so no one else can
+    present one that matches; so a click needs the cookie's id, not a check of
+    its signature, and a link copied out of a page (a share, a log, a Referer)
+    neither names its reader nor counts for anyone else.
+    """
+    digest = hashlib.sha256(_REF_DOMAIN + visitor_id.encode("ascii")).digest()
+    return _urlsafe(digest[:12]).decode("ascii")
+
+
+def cookie_visitor_id(value: str | None) -> str | None:
+    """The visitor id a visitor cookie's value starts with, its signature unchecked."""
+    if not value:
+        return None
+    found = _COOKIE_VISITOR_ID.match(value)
+    return found.group() if found else None
+
+
+def cookie_records(value: str, slug: str, variant: str) -> bool:
+    """Whether a visitor cookie's value lists ``slug=variant``, its signature unchecked."""
+    payload = value.rpartition(".")[0]
+    return f":{slug}={variant}:" in payload + ":"
+
+
 @dataclasses.dataclass(frozen=True)
 class ClickToken:
     slug: str
     variant: str
-    visitor: str
+    #: :func:`visitor_ref` of the visitor the link was made for.
+    visitor_ref: str
 
 
 class ClickTokens:
-    """Click tokens: which visitor was shown which variant of which experiment, and when."""
+    """Click tokens: which visitor (by ref) was shown which variant of which story, and when."""
 
     def __init__(self, secret_key: str, max_age: int):
         self._signer = _TimestampSigner(secret_key, salt="abtest.click")
         self.max_age = max_age
 
     def dumps(self, token: ClickToken) -> str:
-        return self.sign(token.slug, token.variant, token.visitor)
+        return self.sign(token.slug, token.variant, token.visitor_ref)
 
-    def sign(self, slug: str, variant: str, visitor: str) -> str:
-        """``dumps(ClickToken(slug, variant, visitor))``, without building the token."""
-        return self._signer.sign(f"{slug}:{variant}:{visitor}").decode("ascii")
+    def sign(self, slug: str, variant: str, visitor_ref: str) -> str:
+        """``dumps(ClickToken(slug, variant, visitor_ref))``, without building the token."""
+        return self._signer.sign(f"{slug}:{variant}:{visitor_ref}").decode("ascii")
 
     def loads(self, value: str) -> ClickToken:
         """Verify a token; raises :class:`InvalidToken` or :class:`ExpiredToken`."""
@@ -212,9 +258,9 @@ class ClickTokens:
 
 def _parse(payload: bytes | None) -> ClickToken | None:
     try:
-        slug, variant, visitor = (payload or b"").decode("ascii").split(":")
+        slug, variant, ref = (payload or b"").decode("ascii").split(":")
     except (UnicodeError, ValueError):
         return None
-    if _SLUG.match(slug) and _VARIANT.match(variant) and _VISITOR_ID.match(visitor):
-        return ClickToken(slug, variant, visitor)
+    if _SLUG.match(slug) and _VARIANT.match(variant) and _VISITOR_REF.match(ref):
+        return ClickToken(slug, variant, ref)
     return None

@@ -32,7 +32,7 @@ import scratch_redis  # noqa: E402
 from reader import API_TOKEN, BROWSER, SECRET, SLUG  # noqa: E402
 
 from abtest import keys  # noqa: E402
-from abtest.tokens import ClickToken, ClickTokens, Visitor, VisitorCookies  # noqa: E402
+from abtest.tokens import ClickToken, ClickTokens, Visitor, VisitorCookies, visitor_ref  # noqa: E402
 
 
 def environ(path: str, cookie: str | None = None) -> dict:
@@ -118,7 +118,7 @@ def reader_scenarios(app, floor_app, clicks: int) -> dict:
     for number in range(clicks):
         variant = "abc"[number % 3]
         visitor = Visitor(f"calls{os.getpid()}x{number}", {SLUG: variant})
-        token = tokens.dumps(ClickToken(SLUG, variant, visitor.id))
+        token = tokens.dumps(ClickToken(SLUG, variant, visitor_ref(visitor.id)))
         links.append((f"/c/{token}", f"abtest_visitor={cookies.dumps(visitor)}"))
     next_click = iter(links).__next__
 

@@ -38,7 +38,7 @@ import scratch_redis  # noqa: E402
 from scratch_redis import free_port  # noqa: E402
 
 from abtest import keys  # noqa: E402
-from abtest.tokens import ClickToken, ClickTokens, Visitor, VisitorCookies  # noqa: E402
+from abtest.tokens import ClickToken, ClickTokens, Visitor, VisitorCookies, visitor_ref  # noqa: E402
 
 SECRET = "bench-secret-key-0123456789abcdef"
 API_TOKEN = "bench-api-token"
@@ -132,7 +132,7 @@ def click_file(path: Path, count: int, variant_ids: tuple[str, ...]) -> Path:
         for number in range(count):
             variant = variant_ids[number % len(variant_ids)]
             visitor = Visitor(id=f"bench{os.getpid()}x{number}", assignments={SLUG: variant})
-            token = tokens.dumps(ClickToken(SLUG, variant, visitor.id))
+            token = tokens.dumps(ClickToken(SLUG, variant, visitor_ref(visitor.id)))
             out.write(f"/c/{token}\t{cookies.dumps(visitor)}\n")
     return path
 

@@ -15,7 +15,7 @@ from werkzeug.http import dump_cookie, parse_cookie
 
 from abtest import create_app
 from abtest.store import connect
-from abtest.tokens import ClickToken
+from abtest.tokens import ClickToken, visitor_ref
 from abtest.web.context import COOKIE, CookieHeader, visitor_cookie
 from abtest.web.pages import RenderedPages, slot
 
@@ -88,6 +88,34 @@ def test_click_without_impression_is_refused(client, new_client, service):
     assert totals(service)[1] == (0, 0, 0)
 
 
+def test_a_link_counts_only_in_the_browser_it_was_made_for(client, new_client, service):
+    link, headline = teasers(front(client).data)[0]
+    # Another reader, shown the same story (perhaps the same headline), follows
+    # this reader's link (shared, say): their own cookie is not the one it names.
+    other = new_client()
+    front(other)
+    assert other.get(link, headers={"User-Agent": BROWSER}).status_code == 403
+    assert totals(service)[1] == (0, 0, 0)
+    # The link names no visitor id: only a hash of it.
+    ours = client.get_cookie(COOKIE).value
+    assert ours.split(":")[0] not in link
+    # Listing the variant shown does not do, with another id...
+    shown = "abc"[HEADLINES.index(headline)]
+    theirs = other.get_cookie(COOKIE).value
+    signature = ours.rsplit(".", 1)[1]
+    other.set_cookie(COOKIE, f"{theirs.split(':')[0]}:{SLUG}={shown}.{signature}")
+    assert other.get(link, headers={"User-Agent": BROWSER}).status_code == 403
+    # ...nor does the id alone: the cookie must list the variant shown.
+    other.set_cookie(COOKIE, f"{ours.split(':')[0]}:other-story={shown}.{signature}")
+    assert other.get(link, headers={"User-Agent": BROWSER}).status_code == 403
+    # What counts is holding this reader's id: from a copy of the cookie, it does.
+    other.set_cookie(COOKIE, ours)
+    assert other.get(link, headers={"User-Agent": BROWSER}).status_code == 303
+    assert sum(totals(service)[1]) == 1
+    assert client.get(link, headers={"User-Agent": BROWSER}).status_code == 303  # once only
+    assert sum(totals(service)[1]) == 1
+
+
 @pytest.mark.parametrize(
     "mangle",
     [
@@ -112,7 +140,7 @@ def test_token_for_another_variant_is_refused(client, app, service):
         client.get_cookie("abtest_visitor").value
     )
     other = next(v for v in "abc" if v != shown)
-    forged = service.click_tokens.dumps(ClickToken(SLUG, other, visitor.id))
+    forged = service.click_tokens.dumps(ClickToken(SLUG, other, visitor_ref(visitor.id)))
     response = client.get(f"/c/{forged}", headers={"User-Agent": BROWSER})
     assert response.status_code == 403
     assert totals(service)[1] == (0, 0, 0)
@@ -125,7 +153,7 @@ def test_unknown_slug_is_404_and_counts_nothing(client, service):
     assert client.get("/articles/no-such-story").status_code == 404
     api = client.get("/api/v1/experiments/no-such-story/assignment")
     assert api.status_code == 404 and "error" in api.get_json()
-    token = service.click_tokens.dumps(ClickToken("no-such-story", "a", "someone"))
+    token = service.click_tokens.dumps(ClickToken("no-such-story", "a", visitor_ref("someone")))
     assert client.get(f"/c/{token}").status_code == 404
     assert sum(totals(service)[0]) == 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import string
 
 import pytest
@@ -18,6 +19,9 @@ from abtest.tokens import (
     VisitorCookies,
     _Signer,
     _TimestampSigner,
+    cookie_records,
+    cookie_visitor_id,
+    visitor_ref,
 )
 
 SECRET = "token-test-secret-0123456789"
@@ -38,18 +42,21 @@ def test_visitor_cookie_round_trip_and_forgery():
 
 def test_click_token_round_trip_forgery_and_expiry():
     tokens = ClickTokens(SECRET, max_age=60)
-    token = ClickToken("colombia-china", "c", "visitor_1")
+    ref = visitor_ref("visitor_1")
+    token = ClickToken("colombia-china", "c", ref)
     value = tokens.dumps(token)
     assert tokens.loads(value) == token
     # The same wire format as plain itsdangerous, both ways.
     stock = TimestampSigner(SECRET, salt="abtest.click")
-    assert stock.unsign(value, max_age=60) == b"colombia-china:c:visitor_1"
-    assert tokens.loads(stock.sign("colombia-china:c:visitor_1")) == token
+    assert stock.unsign(value, max_age=60) == f"colombia-china:c:{ref}".encode()
+    assert tokens.loads(stock.sign(f"colombia-china:c:{ref}")) == token
     with pytest.raises(InvalidToken):
         tokens.loads(value.replace(":c:", ":a:"))
     with pytest.raises(InvalidToken):
         tokens.loads("garbage")
-    stale = TimestampSigner(SECRET, salt="abtest.click").sign("colombia-china:c:visitor_1")
+    with pytest.raises(InvalidToken):  # genuine, but naming a visitor id instead of its ref
+        tokens.loads(stock.sign("colombia-china:c:visitor_1"))
+    stale = TimestampSigner(SECRET, salt="abtest.click").sign(f"colombia-china:c:{ref}")
     # Signed just now; a negative lifetime makes it already too old.
     with pytest.raises(ExpiredToken) as expired:
         ClickTokens(SECRET, max_age=-1).loads(stale)
@@ -61,7 +68,25 @@ def test_a_cookie_is_not_a_click_token_and_vice_versa():
     cookie = cookies.dumps(Visitor("visitor_1", {"colombia-china": "c"}))
     with pytest.raises(InvalidToken):
         tokens.loads(cookie)
-    assert cookies.loads(tokens.dumps(ClickToken("colombia-china", "c", "visitor_1"))) is None
+    token = tokens.dumps(ClickToken("colombia-china", "c", visitor_ref("visitor_1")))
+    assert cookies.loads(token) is None
+
+
+def test_a_visitor_ref_hides_the_id_and_the_cookie_gives_the_id_back():
+    visitor = Visitor.new()
+    ref = visitor_ref(visitor.id)
+    assert len(ref) == 16 and visitor.id not in ref and ref == visitor_ref(visitor.id)
+    assert ref != visitor_ref(Visitor.new().id)
+    cookie = VisitorCookies(SECRET).dumps(dataclasses.replace(visitor, assignments={"s": "b"}))
+    assert cookie_visitor_id(cookie) == visitor.id
+    assert cookie_records(cookie, "s", "b")
+    assert not cookie_records(cookie, "s", "a") and not cookie_records(cookie, "t", "b")
+    # Only a whole slug=variant pair counts, and not from the signature.
+    two = VisitorCookies(SECRET).dumps(Visitor(visitor.id, {"ss": "b", "s-2": "a"}))
+    assert not cookie_records(two, "s", "b") and cookie_records(two, "s-2", "a")
+    for junk in (None, "", ".sig", ":s=b.sig", "a b:s=b.sig", "x" * 65 + ":s=b.sig"):
+        assert cookie_visitor_id(junk) is None
+    assert cookie_visitor_id("abc.sig") == "abc"  # a cookie with no assignments
 
 
 @settings(max_examples=200, deadline=None)

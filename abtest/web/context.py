@@ -102,10 +102,12 @@ class Reader:
     Built once per request by the view (:func:`reader`); the view and
     :func:`finish` read its attributes instead of going through
     Flask's context proxies again and again (each lookup costs a few µs, and
-    the reader path is measured against a bare Flask view).
+    the reader path is measured against a bare Flask view).  The cookie's
+    signature is checked when a view first asks for the visitor: a click
+    needs only the cookie's visitor id (see :meth:`Service.click`).
     """
 
-    __slots__ = ("request", "extension", "service", "counts", "known", "assigned", "_visitor")
+    __slots__ = ("request", "extension", "service", "counts", "cookie", "_assigned", "_visitor")
 
     def __init__(self, extension: dict, request: Request):
         environ = request.environ
@@ -114,24 +116,29 @@ class Reader:
         self.service: Service = extension["service"]
         #: False for crawlers, link previewers and browser prefetches.
         self.counts = not (is_bot(environ.get("HTTP_USER_AGENT", "")) or is_prefetch(environ))
-        cookies: VisitorCookies = extension["visitor_cookies"]
-        #: The visitor from the signed cookie, or None (missing or forged).
-        self.known = cookies.loads(visitor_cookie(environ))
-        #: Their assignments as the cookie had them, to tell whether it must be set again.
-        self.assigned = dict(self.known.assignments) if self.known else {}
+        #: The visitor cookie's value as sent, or None.
+        self.cookie = visitor_cookie(environ)
+        #: The visitor's assignments as their cookie had them (set with _visitor).
+        self._assigned: dict[str, str] = {}
         self._visitor: Visitor | None = None
 
     @property
     def visitor(self) -> Visitor:
-        """The visitor from the cookie, or a new one."""
+        """The visitor from the signed cookie, or a new one (missing or forged)."""
         if self._visitor is None:
-            self._visitor = self.known or Visitor.new()
+            cookies: VisitorCookies = self.extension["visitor_cookies"]
+            known = cookies.loads(self.cookie)
+            if known is None:
+                self._visitor = Visitor.new()
+            else:
+                self._assigned = dict(known.assignments)
+                self._visitor = known
         return self._visitor
 
     @property
     def changed(self) -> bool:
         """Whether this request gave the visitor a headline their cookie lacks."""
-        return self._visitor is not None and self._visitor.assignments != self.assigned
+        return self._visitor is not None and self._visitor.assignments != self._assigned
 
 
 def reader() -> Reader:

@@ -87,7 +87,7 @@ def click(token: str):
     if not state.counts:
         return _to_article(state, click_token.slug)
     try:
-        service.click(click_token, state.known)
+        service.click(click_token, state.cookie)
     except UnknownExperiment:
         abort(404, description="There is no story at this address.")
     except ActionRefused as refused:
