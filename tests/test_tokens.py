@@ -75,7 +75,7 @@ def test_a_cookie_is_not_a_click_token_and_vice_versa():
 def test_a_visitor_ref_hides_the_id_and_the_cookie_gives_the_id_back():
     visitor = Visitor.new()
     ref = visitor_ref(visitor.id)
-    assert len(ref) == 16 and visitor.id not in ref and ref == visitor_ref(visitor.id)
+    assert len(ref) == 24 and visitor.id not in ref and ref == visitor_ref(visitor.id)
     assert ref != visitor_ref(Visitor.new().id)
     cookie = VisitorCookies(SECRET).dumps(dataclasses.replace(visitor, assignments={"s": "b"}))
     assert cookie_visitor_id(cookie) == visitor.id
