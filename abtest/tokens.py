@@ -26,10 +26,10 @@ import hashlib
 import hmac
 import os
 import re
-from binascii import b2a_base64
+from binascii import a2b_base64, b2a_base64
 
-from itsdangerous import BadData, BadSignature, SignatureExpired, Signer, TimestampSigner
-from itsdangerous.encoding import base64_decode, base64_encode, int_to_bytes, want_bytes
+from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
+from itsdangerous.encoding import base64_encode, int_to_bytes, want_bytes
 
 __all__ = [
     "Visitor",
@@ -45,7 +45,8 @@ __all__ = [
 
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _COOKIE_VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{1,64}(?=[:.])")
-_VISITOR_REF = re.compile(r"^[0-9a-f]{24}$")
+# A click token's payload: <slug>:<variant>:<visitor ref>.
+_CLICK_PAYLOAD = re.compile(r"([a-z0-9-]{1,64}):([a-z]):([0-9a-f]{24})")
 # BLAKE2b (CPython's own, keyed by nothing, personalised for this one use):
 # a copy of a prepared state costs less than setting up an OpenSSL SHA-256.
 _REF_HASH = hashlib.blake2b(digest_size=12, person=b"abtest.visitor")
@@ -54,6 +55,7 @@ _VARIANT = re.compile(r"^[a-z]$")
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 def _urlsafe(digest: bytes) -> bytes:
@@ -128,9 +130,10 @@ class _TimestampSigner(_KeyedSigner, TimestampSigner):
             stamped, _, sig = signed.rpartition(self.sep)
             value, _, stamp = stamped.rpartition(self.sep)
             if value and self.verify_signature(stamped, sig):
-                try:
-                    signed_at = int.from_bytes(base64_decode(stamp), "big")
-                except BadData:
+                try:  # base64_decode's steps, without its four Python calls
+                    padded = stamp.translate(_FROM_URLSAFE) + b"=" * (-len(stamp) % 4)
+                    signed_at = int.from_bytes(a2b_base64(padded), "big")
+                except ValueError:
                     signed_at = None
                 if signed_at is not None and 0 <= self.get_timestamp() - signed_at <= max_age:
                     return value
@@ -261,9 +264,7 @@ class ClickTokens:
 
 def _parse(payload: bytes | None) -> ClickToken | None:
     try:
-        slug, variant, ref = (payload or b"").decode("ascii").split(":")
-    except (UnicodeError, ValueError):
+        found = _CLICK_PAYLOAD.fullmatch((payload or b"").decode("ascii"))
+    except UnicodeError:
         return None
-    if _SLUG.match(slug) and _VARIANT.match(variant) and _VISITOR_REF.match(ref):
-        return ClickToken(slug, variant, ref)
-    return None
+    return None if found is None else ClickToken(*found.groups())
