@@ -59,8 +59,10 @@ class Posterior:
         except IndexError:
             size = self._batch
             self._batch = min(2 * size, self.BATCH)
-            self._decisions = self.draw(rng, size)
-            return self._decisions.pop()
+            batch = self.draw(rng, size)
+            choice = batch.pop()  # before sharing it: another thread may empty it
+            self._decisions = batch
+            return choice
 
     def draw(self, rng: np.random.Generator, size: int) -> list[int]:
         """``size`` independent decisions: per column, the index of the largest draw."""

@@ -47,6 +47,8 @@ _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _COOKIE_VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{1,64}(?=[:.])")
 # A click token's payload: <slug>:<variant>:<visitor ref>.
 _CLICK_PAYLOAD = re.compile(r"([a-z0-9-]{1,64}):([a-z]):([0-9a-f]{24})")
+# Before session 9 a click token named the visitor id itself.
+_LEGACY_CLICK_PAYLOAD = re.compile(r"([a-z0-9-]{1,64}):([a-z]):[A-Za-z0-9_-]{1,64}")
 # BLAKE2b (CPython's own, keyed by nothing, personalised for this one use):
 # a copy of a prepared state costs less than setting up an OpenSSL SHA-256.
 _REF_HASH = hashlib.blake2b(digest_size=12, person=b"abtest.visitor")
@@ -253,13 +255,24 @@ class ClickTokens:
         try:
             payload = self._signer.unsign(value, max_age=self.max_age)
         except SignatureExpired as expired:
-            raise ExpiredToken("this link has expired", _parse(expired.payload)) from None
+            found = _parse(expired.payload) or _legacy(expired.payload)
+            raise ExpiredToken("this link has expired", found) from None
         except (BadSignature, UnicodeError):
             raise InvalidToken("this link is not valid") from None
         token = _parse(payload)
         if token is None:
+            legacy = _legacy(payload)
+            if legacy is not None:
+                # Genuine, but counted as expired: it names no visitor ref.
+                raise ExpiredToken("this link predates visitor refs", legacy)
             raise InvalidToken("this link is not valid")
         return token
+
+
+def _legacy(payload: bytes | None) -> ClickToken | None:
+    """A token made before tokens named a visitor ref (it names the id), with no ref."""
+    found = _LEGACY_CLICK_PAYLOAD.fullmatch((payload or b"").decode("ascii", "replace"))
+    return None if found is None else ClickToken(*found.groups(), visitor_ref="")
 
 
 def _parse(payload: bytes | None) -> ClickToken | None:

@@ -116,6 +116,18 @@ def test_a_link_counts_only_in_the_browser_it_was_made_for(client, new_client, s
     assert sum(totals(service)[1]) == 1
 
 
+def test_a_link_from_before_visitor_refs_leads_to_the_story_uncounted(client, service):
+    # Links made before click tokens named a visitor ref carry the id itself:
+    # genuine, so the reader gets the story, but never counted.
+    front(client)
+    visitor_id = client.get_cookie(COOKIE).value.split(":")[0]
+    old = service.click_tokens._signer.sign(f"{SLUG}:a:{visitor_id}").decode()
+    response = client.get(f"/c/{old}", headers={"User-Agent": BROWSER})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/articles/{SLUG}")
+    assert totals(service)[1] == (0, 0, 0)
+
+
 @pytest.mark.parametrize(
     "mangle",
     [
@@ -537,8 +549,13 @@ def test_reader_responses_send_the_headers_werkzeug_would(client, monkeypatch):
         link, headers={"User-Agent": BROWSER}, environ_overrides={"SCRIPT_NAME": prefix}
     )
     assert moved.headers["Location"] == "/z%C3%A9/articles/" + SLUG
+    # ...and so does one with a character a URL must quote.
+    spaced = client.get(
+        link, headers={"User-Agent": BROWSER}, environ_overrides={"SCRIPT_NAME": "/a b"}
+    )
+    assert spaced.headers["Location"] == "/a%20b/articles/" + SLUG
 
-    assert [status for status, *_ in sent] == [200, 200, 200, 200, 303, 303, 303]
-    assert [as_sent for _, as_sent, *_ in sent] == [True] * 6 + [False]
+    assert [status for status, *_ in sent] == [200, 200, 200, 200, 303, 303, 303, 303]
+    assert [as_sent for _, as_sent, *_ in sent] == [True] * 6 + [False, False]
     for _, _, ours, stock in sent:
         assert ours == stock.to_wsgi_list()
