@@ -81,9 +81,10 @@ class _Cached:
     built_at: float  # time.monotonic() when the counts were read
 
 
-def _cached(experiment: Experiment) -> _Cached:
+def _cached(experiment: Experiment, built_at: float | None = None) -> _Cached:
+    """A snapshot entry with a fresh posterior (its counts read at ``built_at``, default now)."""
     posterior = Posterior(experiment.impressions, experiment.clicks)
-    return _Cached(experiment, posterior, time.monotonic())
+    return _Cached(experiment, posterior, time.monotonic() if built_at is None else built_at)
 
 
 def _newest_first(snapshot: dict[str, _Cached]) -> list[Experiment]:
@@ -159,10 +160,7 @@ class Service:
         self._lock = threading.Lock()
         self._rng = self._seeded_rng
         self._cache = {
-            slug: dataclasses.replace(
-                cached,
-                posterior=Posterior(cached.experiment.impressions, cached.experiment.clicks),
-            )
+            slug: _cached(cached.experiment, cached.built_at)
             for slug, cached in self._cache.items()
         }
         self._refresher = None

@@ -43,17 +43,20 @@ __all__ = [
     "cookie_records",
 ]
 
-_VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_COOKIE_VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{1,64}(?=[:.])")
+# The parts of the payloads, each written once (matched with fullmatch).
+_ID_TEXT, _SLUG_TEXT, _VARIANT_TEXT = r"[A-Za-z0-9_-]{1,64}", r"[a-z0-9-]{1,64}", r"[a-z]"
+_VISITOR_ID = re.compile(_ID_TEXT)
+_SLUG = re.compile(_SLUG_TEXT)
+_VARIANT = re.compile(_VARIANT_TEXT)
+# The id a visitor cookie's value starts with (matched with match).
+_COOKIE_VISITOR_ID = re.compile(_ID_TEXT + r"(?=[:.])")
 # A click token's payload: <slug>:<variant>:<visitor ref>.
-_CLICK_PAYLOAD = re.compile(r"([a-z0-9-]{1,64}):([a-z]):([0-9a-f]{24})")
+_CLICK_PAYLOAD = re.compile(f"({_SLUG_TEXT}):({_VARIANT_TEXT}):([0-9a-f]{{24}})")
 # Before session 9 a click token named the visitor id itself.
-_LEGACY_CLICK_PAYLOAD = re.compile(r"([a-z0-9-]{1,64}):([a-z]):[A-Za-z0-9_-]{1,64}")
+_LEGACY_CLICK_PAYLOAD = re.compile(f"({_SLUG_TEXT}):({_VARIANT_TEXT}):{_ID_TEXT}")
 # BLAKE2b (CPython's own, keyed by nothing, personalised for this one use):
 # a copy of a prepared state costs less than setting up an OpenSSL SHA-256.
 _REF_HASH = hashlib.blake2b(digest_size=12, person=b"abtest.visitor")
-_SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
-_VARIANT = re.compile(r"^[a-z]$")
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -188,12 +191,12 @@ class VisitorCookies:
         except (BadSignature, UnicodeError):
             return None
         visitor_id, *pairs = payload.split(":")
-        if not _VISITOR_ID.match(visitor_id):
+        if not _VISITOR_ID.fullmatch(visitor_id):
             return None
         assignments = {}
         for pair in pairs:
             slug, _, variant = pair.partition("=")
-            if not (_SLUG.match(slug) and _VARIANT.match(variant)):
+            if not (_SLUG.fullmatch(slug) and _VARIANT.fullmatch(variant)):
                 return None
             assignments[slug] = variant
         return Visitor(id=visitor_id, assignments=assignments)

@@ -168,3 +168,12 @@ def test_new_visitor_ids_are_random_url_safe_text():
     )
     # 96 random bits: every one of the 64 symbols turns up in 2,000 ids.
     assert len(set("".join(ids))) == 64
+
+
+def test_the_timestamp_follows_the_clock_from_second_to_second():
+    # sign() encodes the timestamp once a second: each new second must show.
+    ours = _TimestampSigner(SECRET, salt="abtest.click")
+    stock = TimestampSigner(SECRET, salt="abtest.click")
+    for now in (1_700_000_000, 1_700_000_000, 1_700_000_001, 1_700_086_400, 1_700_000_001):
+        ours.get_timestamp = stock.get_timestamp = lambda now=now: now
+        assert ours.sign("colombia-china:a:x") == stock.sign("colombia-china:a:x")

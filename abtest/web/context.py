@@ -200,11 +200,12 @@ class ReaderResponse(Response):
     def get_wsgi_headers(self, environ: dict):
         headers = self.headers
         status = self.status_code
-        if (status == 200 or status == 303) and "Content-Length" in headers:
-            if status == 200:  # no Location to look up: a lookup that misses raises inside
-                return headers
-            if _PLAIN_PATH.fullmatch(headers.get("Location", "")):
-                return headers
+        # A 200 has no Location to look up (a lookup that misses raises inside Headers).
+        as_they_are = status == 200 or (
+            status == 303 and _PLAIN_PATH.fullmatch(headers.get("Location", ""))
+        )
+        if as_they_are and "Content-Length" in headers:
+            return headers
         return super().get_wsgi_headers(environ)
 
 
