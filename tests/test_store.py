@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from abtest import keys
 from abtest.model import Definition
-from abtest.store import RedisStore
+from abtest.store import RedisStore, StoreError
 
 NOW = 1_790_000_000.0  # a fixed moment, so minute and hour buckets are known
 
@@ -105,6 +110,37 @@ def test_scripts_survive_a_script_flush_without_double_counting(store):
     store.redis.script_flush()
     store.record_click("vote", "b", "v9", 60, now=NOW)
     assert store.get("vote").clicks == (0, 1, 0)
+
+
+def test_a_count_whose_reply_is_lost_is_sent_once(store, redis_client, redis_url):
+    """A script whose reply times out may have run: sending it again could
+    count twice.  So a count goes once, even on a client given retries."""
+    impatient = RedisStore(
+        redis.Redis.from_url(
+            redis_url, decode_responses=True, socket_timeout=0.2, retry=Retry(NoBackoff(), 3)
+        ),
+        minute_ttl=7200,
+        hour_ttl=86_400,
+    )
+    impatient.record_impressions([("vote", "a")], now=NOW)  # loads the script
+    # The server stops answering for a second; the counts go in meanwhile,
+    # their replies come after the client has given up, and the server then
+    # runs them.  One experiment, then two (the pipelined path).
+    for visits, expected in (
+        ([("vote", "a")], (2, 0, 0)),
+        ([("vote", "a"), ("vote", "b")], (3, 1, 0)),
+    ):
+        impatient.redis.ping()  # connected before the server sleeps
+        sleeper = threading.Thread(
+            target=redis_client.execute_command, args=("DEBUG", "SLEEP", "1")
+        )
+        sleeper.start()
+        time.sleep(0.2)
+        with pytest.raises(StoreError):
+            impatient.record_impressions(visits, now=NOW)
+        sleeper.join()
+        assert store.get("vote").impressions == expected  # each sent once, not up to 4 times
+    impatient.redis.close()
 
 
 def test_status_change_is_conditional_and_audited(store):
