@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from itsdangerous import Signer, TimestampSigner
 
 from abtest.tokens import (
+    Blake2bMAC,
     ClickToken,
     ClickTokens,
     ExpiredToken,
@@ -27,13 +28,22 @@ from abtest.tokens import (
 SECRET = "token-test-secret-0123456789"
 
 
+def stock_signer(secret, salt: str) -> Signer:
+    """Plain itsdangerous, signing as the service does (keyed BLAKE2b)."""
+    return Signer(secret, salt=salt, algorithm=Blake2bMAC())
+
+
+def stock_stamper(secret, salt: str) -> TimestampSigner:
+    return TimestampSigner(secret, salt=salt, algorithm=Blake2bMAC())
+
+
 def test_visitor_cookie_round_trip_and_forgery():
     cookies = VisitorCookies(SECRET)
     visitor = Visitor("abcDEF_123-x", {"colombia-china": "b", "budget": "a"})
     value = cookies.dumps(visitor)
     assert cookies.loads(value) == visitor
     # Plain itsdangerous verifies it: the key cache changes nothing on the wire.
-    assert Signer(SECRET, salt="abtest.visitor").unsign(value)
+    assert stock_signer(SECRET, "abtest.visitor").unsign(value)
     assert cookies.loads(value.replace("=b", "=c")) is None
     assert VisitorCookies("another-secret-0123456789").loads(value) is None
     for junk in ("", "nonsense", "a.b.c", value + "x"):
@@ -47,7 +57,7 @@ def test_click_token_round_trip_forgery_and_expiry():
     value = tokens.dumps(token)
     assert tokens.loads(value) == token
     # The same wire format as plain itsdangerous, both ways.
-    stock = TimestampSigner(SECRET, salt="abtest.click")
+    stock = stock_stamper(SECRET, "abtest.click")
     assert stock.unsign(value, max_age=60) == f"colombia-china:c:{ref}".encode()
     assert tokens.loads(stock.sign(f"colombia-china:c:{ref}")) == token
     with pytest.raises(InvalidToken):
@@ -60,7 +70,7 @@ def test_click_token_round_trip_forgery_and_expiry():
         with pytest.raises(ExpiredToken) as legacy:
             ClickTokens(SECRET, max_age=lifetime).loads(stock.sign("colombia-china:c:visitor_1"))
         assert legacy.value.token == ClickToken("colombia-china", "c", "")
-    stale = TimestampSigner(SECRET, salt="abtest.click").sign(f"colombia-china:c:{ref}")
+    stale = stock_stamper(SECRET, "abtest.click").sign(f"colombia-china:c:{ref}")
     # Signed just now; a negative lifetime makes it already too old.
     with pytest.raises(ExpiredToken) as expired:
         ClickTokens(SECRET, max_age=-1).loads(stale)
@@ -96,7 +106,7 @@ def test_a_visitor_ref_hides_the_id_and_the_cookie_gives_the_id_back():
 @settings(max_examples=200, deadline=None)
 @given(payload=st.text(alphabet=string.ascii_letters + string.digits + ":=_-", max_size=80))
 def test_signatures_are_stock_itsdangerous_and_any_change_breaks_them(payload):
-    ours, stock = _Signer(SECRET, salt="abtest.visitor"), Signer(SECRET, salt="abtest.visitor")
+    ours, stock = _Signer(SECRET, salt="abtest.visitor"), stock_signer(SECRET, "abtest.visitor")
     signed = ours.sign(payload)
     assert signed == stock.sign(payload)
     assert ours.unsign(signed) == payload.encode()
@@ -108,12 +118,30 @@ def test_signatures_are_stock_itsdangerous_and_any_change_breaks_them(payload):
                 assert not ours.validate(changed)
 
 
+def test_values_signed_with_hmac_sha1_before_still_verify():
+    # itsdangerous's default algorithm signed cookies and links before keyed
+    # BLAKE2b did: a reader's cookie from then still names their headlines.
+    visitor = Visitor("abcDEF_123-x", {"colombia-china": "b"})
+    old_cookie = Signer(SECRET, salt="abtest.visitor").sign("abcDEF_123-x:colombia-china=b")
+    cookies = VisitorCookies(SECRET)
+    assert cookies.loads(old_cookie.decode()) == visitor
+    assert cookies.dumps(visitor) != old_cookie.decode()  # re-signed the new way
+    assert cookies.loads(old_cookie.decode().replace("=b", "=c")) is None
+    ref = visitor_ref("visitor_1")
+    old_link = TimestampSigner(SECRET, salt="abtest.click").sign(f"colombia-china:c:{ref}")
+    assert ClickTokens(SECRET, max_age=60).loads(old_link.decode()) == ClickToken(
+        "colombia-china", "c", ref
+    )
+    # Under another secret, neither algorithm verifies.
+    assert VisitorCookies("another-secret-0123456789").loads(old_cookie.decode()) is None
+
+
 def test_older_secret_keys_still_verify_and_the_newest_signs():
     ours = _TimestampSigner(["old-secret-0123456789", SECRET], salt="abtest.click")
-    from_old = TimestampSigner("old-secret-0123456789", salt="abtest.click").sign("x")
+    from_old = stock_stamper("old-secret-0123456789", "abtest.click").sign("x")
     assert ours.unsign(from_old, max_age=60) == b"x"
-    assert TimestampSigner(SECRET, salt="abtest.click").unsign(ours.sign("y"), max_age=60) == b"y"
-    stranger = TimestampSigner("a-third-secret-0123456", salt="abtest.click")
+    assert stock_stamper(SECRET, "abtest.click").unsign(ours.sign("y"), max_age=60) == b"y"
+    stranger = stock_stamper("a-third-secret-0123456", "abtest.click")
     assert not ours.validate(stranger.sign("x"))
 
 
@@ -144,14 +172,14 @@ def test_timestamped_tokens_unsign_exactly_as_stock_itsdangerous(
     # a malformed timestamp under a genuine signature, or tampered with.
     now = 1_700_000_000
     ours = _TimestampSigner(SECRET, salt="abtest.click")
-    stock = TimestampSigner(SECRET, salt="abtest.click")
+    stock = stock_stamper(SECRET, "abtest.click")
     ours.get_timestamp = stock.get_timestamp = lambda: now
     if stamp is None:
-        stamped_by = TimestampSigner(SECRET, salt="abtest.click")
+        stamped_by = stock_stamper(SECRET, "abtest.click")
         stamped_by.get_timestamp = lambda: signed_at
         value = stamped_by.sign(payload).decode()
     else:  # a genuine signature over a timestamp itsdangerous never writes
-        value = Signer(SECRET, salt="abtest.click").sign(f"{payload}.{stamp}").decode()
+        value = stock_signer(SECRET, "abtest.click").sign(f"{payload}.{stamp}").decode()
     if tamper:  # the signature's first character (its last one carries spare bits)
         head, _, signature = value.rpartition(".")
         value = f"{head}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
@@ -173,7 +201,7 @@ def test_new_visitor_ids_are_random_url_safe_text():
 def test_the_timestamp_follows_the_clock_from_second_to_second():
     # sign() encodes the timestamp once a second: each new second must show.
     ours = _TimestampSigner(SECRET, salt="abtest.click")
-    stock = TimestampSigner(SECRET, salt="abtest.click")
+    stock = stock_stamper(SECRET, "abtest.click")
     for now in (1_700_000_000, 1_700_000_000, 1_700_000_001, 1_700_086_400, 1_700_000_001):
         ours.get_timestamp = stock.get_timestamp = lambda now=now: now
         assert ours.sign("colombia-china:a:x") == stock.sign("colombia-china:a:x")
