@@ -25,6 +25,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -53,8 +54,7 @@ class ActionRefused(ValueError):
     """An editor action that does not apply in the experiment's current state."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Assignment:
+class Assignment(NamedTuple):
     """The headline one visitor gets for one experiment on this request."""
 
     experiment: Experiment
@@ -68,8 +68,7 @@ class Assignment:
         return self.experiment.definition.headline(self.variant)
 
 
-@dataclasses.dataclass(frozen=True)
-class ClickOutcome:
+class ClickOutcome(NamedTuple):
     slug: str
     counted: bool
 

@@ -8,10 +8,10 @@ No Flask and no numpy here.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import redis
 from redis.exceptions import NoScriptError, ResponseError
@@ -123,8 +123,7 @@ def connect(url: str, timeout: float = 0.5) -> redis.Redis:
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class ImpressionResult:
+class ImpressionResult(NamedTuple):
     """What Redis said when asked to count an impression."""
 
     status: str  # "" when the experiment does not exist
@@ -137,8 +136,7 @@ class ImpressionResult:
         return self.status == RUNNING
 
 
-@dataclasses.dataclass(frozen=True)
-class ClickResult:
+class ClickResult(NamedTuple):
     status: str
     counted: bool
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import string
 
 import pytest
@@ -91,7 +90,7 @@ def test_a_visitor_ref_hides_the_id_and_the_cookie_gives_the_id_back():
     ref = visitor_ref(visitor.id)
     assert len(ref) == 24 and visitor.id not in ref and ref == visitor_ref(visitor.id)
     assert ref != visitor_ref(Visitor.new().id)
-    cookie = VisitorCookies(SECRET).dumps(dataclasses.replace(visitor, assignments={"s": "b"}))
+    cookie = VisitorCookies(SECRET).dumps(visitor._replace(assignments={"s": "b"}))
     assert cookie_visitor_id(cookie) == visitor.id
     assert cookie_records(cookie, "s", "b")
     assert not cookie_records(cookie, "s", "a") and not cookie_records(cookie, "t", "b")
