@@ -182,7 +182,8 @@ class Service:
         if self._refresher is None:
             self._start_refresher()
         now = time.monotonic()
-        stale = now - self._loaded_at > max(2 * self.refresh_interval, 1.0)
+        age = now - self._loaded_at
+        stale = age > 1.0 and age > 2 * self.refresh_interval
         if stale and (not self._cache or now - self._tried_at > 1.0):
             # First request, or the refresher is failing: try ourselves, at
             # most once a second while there is a snapshot to serve, so that
@@ -276,45 +277,29 @@ class Service:
         At most one round trip.
         """
         snapshot = self._snapshot()
-        chosen: dict[str, str] = {}
+        entries = []
         for slug in slugs:
             cached = snapshot.get(slug)
             if cached is None:
                 raise UnknownExperiment(slug)
-            experiment = cached.experiment
-            if count and experiment.status == RUNNING:
-                assigned = visitor.assignments.get(slug)
-                if assigned not in experiment.variant_ids:
-                    chosen[slug] = experiment.variant_ids[cached.posterior.choose(self.rng)]
-
-        counted: dict[str, Experiment] = {}
-        if chosen:
-            oldest = time.monotonic() - self.COUNTS_MAX_AGE
-            try:
-                results = self.store.record_impressions(
-                    list(chosen.items()),
-                    now=self.clock(),
-                    with_counts=[snapshot[slug].built_at < oldest for slug in chosen],
-                )
-            except StoreError as error:
-                log.warning("impression not counted, Redis unreachable: %s", error)
-                results = []
-            for (slug, variant), result in zip(chosen.items(), results, strict=False):
-                experiment = snapshot[slug].experiment
-                if result.status:
-                    experiment = self._update(
-                        snapshot[slug], result.status, result.winner, result.counts
-                    )
-                counted[slug] = experiment
-                if result.counted:
-                    visitor.assignments[slug] = variant
+            entries.append(cached)
+        assigned = visitor.assignments
+        # A headline to draw and count where the visitor has none of this story's.
+        chosen: dict[str, str] = {}
+        if count:
+            for slug, cached in zip(slugs, entries, strict=True):
+                experiment = cached.experiment
+                ids = experiment.definition.variant_ids
+                if experiment.status == RUNNING and assigned.get(slug) not in ids:
+                    chosen[slug] = ids[cached.posterior.choose(self.rng)]
+        counted = self._count_impressions(snapshot, chosen, assigned) if chosen else {}
 
         assignments = []
         ref = None
-        for slug in slugs:
-            experiment = counted.get(slug) or snapshot[slug].experiment
-            variant = visitor.assignments.get(slug)
-            if experiment.status != RUNNING or variant not in experiment.variant_ids:
+        for slug, cached in zip(slugs, entries, strict=True):
+            experiment = counted.get(slug) or cached.experiment
+            variant = assigned.get(slug)
+            if experiment.status != RUNNING or variant not in experiment.definition.variant_ids:
                 variant = chosen.get(slug) if experiment.status == RUNNING else None
                 assignments.append(
                     Assignment(experiment, variant or experiment.default_variant, None)
@@ -327,6 +312,31 @@ class Service:
                 token = self.click_tokens.sign(slug, variant, ref)
                 assignments.append(Assignment(experiment, variant, token))
         return assignments
+
+    def _count_impressions(
+        self, snapshot: dict[str, _Cached], chosen: dict[str, str], assigned: dict[str, str]
+    ) -> dict[str, Experiment]:
+        """Count the ``chosen`` headlines in one round trip, and add those Redis
+        counted to ``assigned``; returns each experiment as Redis's reply left it."""
+        visits = list(chosen.items())
+        oldest = time.monotonic() - self.COUNTS_MAX_AGE
+        try:
+            results = self.store.record_impressions(
+                visits,
+                now=self.clock(),
+                with_counts=[snapshot[slug].built_at < oldest for slug, _ in visits],
+            )
+        except StoreError as error:
+            log.warning("impression not counted, Redis unreachable: %s", error)
+            return {}
+        counted = {}
+        for (slug, variant), result in zip(visits, results, strict=True):
+            cached = snapshot[slug]
+            if result.status:
+                counted[slug] = self._update(cached, result.status, result.winner, result.counts)
+            if result.status == RUNNING:
+                assigned[slug] = variant
+        return counted
 
     def click(self, token: ClickToken, cookie: str | None) -> ClickOutcome:
         """Count a click for a token this service signed.
