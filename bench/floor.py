@@ -1,8 +1,9 @@
 """The floor for the reader path: the least a Flask view over Redis can do.
 
 ``/hincr`` makes one HINCRBY and renders a line of HTML; ``/hello`` touches
-nothing.  The harness runs this under the same gunicorn settings as the
-service, so the ratio service/floor is what abtest itself costs.
+nothing.  ``python bench/floor.py PORT WORKERS`` serves it under the same
+gunicorn settings as ``abtest serve`` (abtest.gunicorn.options), so the ratio
+service/floor is what abtest itself costs.
 """
 
 from __future__ import annotations
@@ -25,3 +26,14 @@ def hincr():
 @app.get("/hello")
 def hello():
     return "<!doctype html><p>Hello</p>"
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from abtest.gunicorn import options, serve
+
+    port, workers = int(sys.argv[1]), int(sys.argv[2])
+    serve(lambda: app, options("127.0.0.1", port, workers) | {"proc_name": "abtest-floor"})

@@ -4,11 +4,12 @@
 
 Starts a private redis-server, the service under ``abtest serve`` and the
 floor (bench/floor.py: a bare Flask view doing one HINCRBY, and a bare
-"hello") under the same gunicorn settings, then drives each scenario with wrk
-at a fixed concurrency, alternating service and floor for several rounds.
-Reports requests/s and p50/p99 latency (medians over rounds) and the ratios
-service/floor.  Needs wrk (Debian: ``apt-get install wrk``).  The machine is
-noisy: read the ratios, not the absolute numbers.
+"hello") under the same gunicorn settings (abtest.gunicorn.options), then
+drives each scenario with wrk at a fixed concurrency, alternating service
+and floor for several rounds.  Reports requests/s and p50/p99 latency
+(medians over rounds) and the ratios service/floor.  Needs wrk (Debian:
+``apt-get install wrk``).  The machine is noisy: read the ratios, not the
+absolute numbers.
 """
 
 from __future__ import annotations
@@ -168,7 +169,6 @@ def main() -> int:
         "ABTEST_DATA_DIR": str(work / "data"),
         "PYTHONPATH": str(REPO),
     }
-    gunicorn_settings = ["--workers", str(args.workers)]
     with contextlib.ExitStack() as stack:
         stack.enter_context(
             process(
@@ -188,7 +188,8 @@ def main() -> int:
                     "serve",
                     "--port",
                     str(service_port),
-                    *gunicorn_settings,
+                    "--workers",
+                    str(args.workers),
                 ],
                 env,
                 work / "service.log",
@@ -196,17 +197,7 @@ def main() -> int:
         )
         stack.enter_context(
             process(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--bind",
-                    f"127.0.0.1:{floor_port}",
-                    "--chdir",
-                    str(HERE),
-                    *gunicorn_settings,
-                    "floor:app",
-                ],
+                [sys.executable, str(HERE / "floor.py"), str(floor_port), str(args.workers)],
                 env,
                 work / "floor.log",
             )
