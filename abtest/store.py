@@ -9,7 +9,9 @@ No Flask and no numpy here.
 from __future__ import annotations
 
 import json
+import os
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -141,6 +143,16 @@ class ClickResult(NamedTuple):
     counted: bool
 
 
+def _drop_if_stale(connection: redis.Connection) -> None:
+    """Disconnect ``connection`` if it holds data nobody asked for or the server
+    closed it (it connects again when next used)."""
+    try:
+        if connection.can_read():
+            connection.disconnect()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        connection.disconnect()
+
+
 def _impression_result(reply: str | list) -> ImpressionResult:
     if isinstance(reply, str):
         return ImpressionResult(status=reply, winner=None, counts=None)
@@ -155,6 +167,18 @@ def _flat_to_counts(flat: Sequence[str]) -> dict[str, int]:
     return {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
+#: Every RedisStore in this process, so that a fork can reset them (see _after_fork).
+_stores: weakref.WeakSet[RedisStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_stores):
+        store._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class RedisStore:
     """Experiments, counts and series in one Redis database.
 
@@ -163,6 +187,7 @@ class RedisStore:
 
     def __init__(self, connection: redis.Redis, minute_ttl: int, hour_ttl: int):
         self.redis = connection
+        _stores.add(self)
         self.minute_ttl = int(minute_ttl)
         self.hour_ttl = int(hour_ttl)
         # register_script computes the SHA locally: no I/O here.
@@ -339,21 +364,23 @@ class RedisStore:
         return replies
 
     def _send(self, commands: list[tuple]) -> list:
-        """Send ``commands`` once, in one packet, and read their replies (an
-        error reply as its exception, not raised).
+        """Send ``commands`` once, in one packet, on a counting connection, and
+        read their replies (an error reply as its exception, not raised).
 
         What a redis-py pipeline without a transaction does, without redis-py
-        8's wrappers around every command and pipeline (its retry loop,
-        metrics recorder and argument checks: 38,000 instructions, a twentieth
-        of a counted request, docs/performance.md).  Sent once, whatever
-        retries the client was given: a counting script whose reply is lost
-        may have run, and running it again could count twice.  A connection
-        that fails to send or read closes itself (redis-py does that), so it
-        goes back to the pool either clean or closed.
+        8's wrappers around every command (its retry loop, metrics recorder
+        and argument checks) and around every loan of a pooled connection
+        (lock, metrics, events, a poll of the socket): 100,000 instructions,
+        a sixth of a counted request, and a system call (docs/performance.md).
+        Sent once, whatever retries the client was given: a counting script
+        whose reply is lost may have run, and running it again could count
+        twice.  A connection that fails to send or read closes itself
+        (redis-py does that) and connects again on its next use.
         """
-        pool = self.redis.connection_pool
-        connection = pool.get_connection()
+        connection, used = self._take()
         try:
+            if used < time.monotonic() - self.IDLE_CHECK:
+                _drop_if_stale(connection)
             connection.send_packed_command(connection.pack_commands(commands))
             replies = []
             for _ in commands:
@@ -363,7 +390,41 @@ class RedisStore:
                     replies.append(error)
             return replies
         finally:
-            pool.release(connection)
+            self._idle.append((connection, time.monotonic()))
+
+    #: A counting connection idle longer than this (s) is checked before use,
+    #: as redis-py's pool checks every loan: one closed by the server (its
+    #: ``timeout``, a restart) or holding stray data is replaced first.
+    IDLE_CHECK = 1.0
+
+    def _take(self) -> tuple[redis.Connection, float]:
+        """An idle counting connection and when it was last used, or a new one.
+
+        The counting connections are the client pool's (``make_connection``,
+        so they count against its ``max_connections``), kept apart in a list
+        whose ``pop`` and ``append`` are atomic: threads (gthread workers)
+        never share one, and there are only as many as requests ever ran at
+        once.  A forked worker starts with none (see _after_fork), and
+        replacing ``redis`` replaces them.
+        """
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self.redis.connection_pool.make_connection(), time.monotonic()
+
+    @property
+    def redis(self) -> redis.Redis:
+        """The client every command goes through (the counting scripts on its connections)."""
+        return self._redis
+
+    @redis.setter
+    def redis(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._idle: list[tuple[redis.Connection, float]] = []
+
+    def _after_fork(self) -> None:
+        # The parent's connections stay the parent's: a worker talks on its own.
+        self._idle = []
 
     # -- series ------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -122,15 +123,15 @@ def test_a_count_whose_reply_is_lost_is_sent_once(store, redis_client, redis_url
         minute_ttl=7200,
         hour_ttl=86_400,
     )
-    impatient.record_impressions([("vote", "a")], now=NOW)  # loads the script
     # The server stops answering for a second; the counts go in meanwhile,
     # their replies come after the client has given up, and the server then
-    # runs them.  One experiment, then two (the pipelined path).
+    # runs them.  One experiment, then two (the pipelined path).  Each time a
+    # count of "c" first loads the script and connects.
     for visits, expected in (
-        ([("vote", "a")], (2, 0, 0)),
-        ([("vote", "a"), ("vote", "b")], (3, 1, 0)),
+        ([("vote", "a")], (1, 0, 1)),
+        ([("vote", "a"), ("vote", "b")], (2, 1, 2)),
     ):
-        impatient.redis.ping()  # connected before the server sleeps
+        impatient.record_impressions([("vote", "c")], now=NOW)
         sleeper = threading.Thread(
             target=redis_client.execute_command, args=("DEBUG", "SLEEP", "1")
         )
@@ -141,6 +142,36 @@ def test_a_count_whose_reply_is_lost_is_sent_once(store, redis_client, redis_url
         sleeper.join()
         assert store.get("vote").impressions == expected  # each sent once, not up to 4 times
     impatient.redis.close()
+
+
+def test_a_counting_connection_the_server_closed_is_replaced_before_use(store, redis_client):
+    # Redis's idle timeout, a restart or CLIENT KILL close a connection between
+    # requests; the next count must go out on a fresh one, not fail.
+    store.record_impressions([("vote", "a")], now=NOW)
+    (counting_id,) = store._send([("CLIENT", "ID")])
+    redis_client.client_kill_filter(_id=counting_id)
+    store.IDLE_CHECK = 0.0  # checked whenever it has been idle at all
+    (result,) = store.record_impressions([("vote", "a")], now=NOW)
+    assert result.counted
+    assert store.get("vote").impressions == (2, 0, 0)
+
+
+def test_a_forked_worker_counts_on_its_own_connection(store):
+    # gunicorn forks its workers after the app (and its store) is built: a
+    # worker talking on its parent's socket would read its siblings' replies.
+    (parents,) = store._send([("CLIENT", "ID")])
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        (childs,) = store._send([("CLIENT", "ID")])
+        store.record_impressions([("vote", "b")], now=NOW)
+        os.write(write, str(childs).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    assert int(os.read(read, 64)) != parents
+    assert store._send([("CLIENT", "ID")]) == [parents]  # the parent keeps its own
+    assert store.get("vote").impressions == (0, 1, 0)
 
 
 def test_status_change_is_conditional_and_audited(store):
