@@ -23,7 +23,6 @@ or ``.``.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import hmac
 import os
@@ -200,29 +199,8 @@ class Visitor(NamedTuple):
 
     @classmethod
     def new(cls) -> Visitor:
-        """A visitor with a new random id and no assignments."""
-        try:
-            return cls(_new_ids.popleft(), {})
-        except IndexError:
-            _new_ids.extend(_random_ids(_ID_BATCH))
-            return cls(_new_ids.popleft(), {})
-
-
-#: New visitor ids are made this many at a time: one os.urandom call for all.
-_ID_BATCH = 64
-#: Ids made and not yet handed out (deque.popleft is atomic: threads never share one).
-_new_ids: collections.deque[str] = collections.deque()
-# A forked worker must never hand out ids its parent drew: it draws its own.
-os.register_at_fork(after_in_child=_new_ids.clear)
-
-
-def _random_ids(count: int) -> list[str]:
-    """``count`` ids of 12 random bytes each in URL-safe base64, as
-    ``secrets.token_urlsafe(12)`` makes them: 16 characters, no padding, each
-    the encoding of its own 12 bytes (12 is a multiple of 3, so one encoding
-    of all the bytes is every id's encoding in a row)."""
-    text = _urlsafe(os.urandom(12 * count)).decode("ascii")
-    return [text[i : i + 16] for i in range(0, 16 * count, 16)]
+        # secrets.token_urlsafe(12) (os.urandom's bytes, URL-safe base64), minus four calls.
+        return cls(_urlsafe(os.urandom(12)).decode("ascii"), {})
 
 
 class VisitorCookies:

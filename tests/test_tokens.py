@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import string
 
 import pytest
@@ -196,22 +195,6 @@ def test_new_visitor_ids_are_random_url_safe_text():
     )
     # 96 random bits: every one of the 64 symbols turns up in 2,000 ids.
     assert len(set("".join(ids))) == 64
-
-
-def test_a_forked_worker_never_hands_out_its_parents_visitor_ids():
-    # Ids are made 64 at a time: a worker forked after the parent made a
-    # batch must draw its own, or two workers' readers would share an id.
-    Visitor.new()  # the parent holds ids made ahead
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child
-        os.write(write, " ".join(Visitor.new().id for _ in range(10)).encode())
-        os._exit(0)
-    os.close(write)
-    os.waitpid(child, 0)
-    theirs = os.read(read, 4096).decode().split()
-    assert len(theirs) == 10
-    assert not set(theirs) & {Visitor.new().id for _ in range(10)}
 
 
 def test_the_timestamp_follows_the_clock_from_second_to_second():
