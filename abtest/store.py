@@ -375,14 +375,16 @@ class RedisStore:
         Sent once, whatever retries the client was given: a counting script
         whose reply is lost may have run, and running it again could count
         twice.  A connection that fails to send or read closes itself
-        (redis-py does that) and connects again on its next use.
+        (redis-py does that); one left with replies unread by anything else
+        (an exception between two reads) is closed here; either connects
+        again on its next use.
         """
         connection, used = self._take()
+        replies = []
         try:
             if used < time.monotonic() - self.IDLE_CHECK:
                 _drop_if_stale(connection)
             connection.send_packed_command(connection.pack_commands(commands))
-            replies = []
             for _ in commands:
                 try:
                     replies.append(connection.read_response())
@@ -390,6 +392,8 @@ class RedisStore:
                     replies.append(error)
             return replies
         finally:
+            if len(replies) != len(commands):
+                connection.disconnect()  # its next reply would answer someone else
             self._idle.append((connection, time.monotonic()))
 
     #: A counting connection idle longer than this (s) is checked before use,
@@ -400,17 +404,20 @@ class RedisStore:
     def _take(self) -> tuple[redis.Connection, float]:
         """An idle counting connection and when it was last used, or a new one.
 
-        The counting connections are the client pool's (``make_connection``,
-        so they count against its ``max_connections``), kept apart in a list
-        whose ``pop`` and ``append`` are atomic: threads (gthread workers)
-        never share one, and there are only as many as requests ever ran at
-        once.  A forked worker starts with none (see _after_fork), and
-        replacing ``redis`` replaces them.
+        Counting connections are made with the client pool's connection class
+        and settings, but kept apart from it, in a list whose ``pop`` and
+        ``append`` are atomic: threads (gthread workers) never share one, and
+        there are only as many as counts ever ran at once in this process (one
+        per thread at most).  They are outside the pool's ``max_connections``,
+        which bounds the pool's own loans (the refresh, the dashboard, health
+        checks) as before.  A forked worker starts with none (see
+        _after_fork), and replacing ``redis`` closes and replaces them.
         """
         try:
             return self._idle.pop()
         except IndexError:
-            return self.redis.connection_pool.make_connection(), time.monotonic()
+            pool = self.redis.connection_pool
+            return pool.connection_class(**pool.connection_kwargs), time.monotonic()
 
     @property
     def redis(self) -> redis.Redis:
@@ -419,6 +426,8 @@ class RedisStore:
 
     @redis.setter
     def redis(self, client: redis.Redis) -> None:
+        for connection, _ in getattr(self, "_idle", ()):
+            connection.disconnect()
         self._redis = client
         self._idle: list[tuple[redis.Connection, float]] = []
 

@@ -174,6 +174,55 @@ def test_a_forked_worker_counts_on_its_own_connection(store):
     assert store.get("vote").impressions == (0, 1, 0)
 
 
+def test_a_count_interrupted_between_replies_leaves_no_reply_behind(store):
+    # An exception between two replies (a signal's, say) must not leave the
+    # second reply on the connection, where the next count would read it.
+    pool = store.redis.connection_pool
+
+    class Interrupted(pool.connection_class):
+        countdown = None  # the read that raises, counting down, when set
+
+        def read_response(self, *args, **kwargs):
+            if Interrupted.countdown is not None:
+                Interrupted.countdown -= 1
+                if Interrupted.countdown == 0:
+                    Interrupted.countdown = None
+                    raise RuntimeError("interrupted between two replies")
+            return super().read_response(*args, **kwargs)
+
+    flaky = RedisStore(
+        redis.Redis(
+            connection_pool=redis.ConnectionPool(
+                connection_class=Interrupted, **pool.connection_kwargs
+            )
+        ),
+        minute_ttl=7200,
+        hour_ttl=86_400,
+    )
+    store.create(Definition(slug="other", title="Other", headlines=("X", "Y"), body=("B.",)))
+    flaky.record_impressions([("vote", "a")], now=NOW)  # loads the script, connects
+    Interrupted.countdown = 2
+    with pytest.raises(RuntimeError):
+        flaky.record_impressions([("vote", "a"), ("other", "b")], now=NOW)
+    (result,) = flaky.record_impressions([("vote", "b")], now=NOW)
+    assert result.counts == {"i:a": 2, "i:b": 1}  # this story's counts, not "other"'s
+
+
+def test_counting_leaves_the_pools_connections_to_everything_else(store, redis_url):
+    # The refresh, the dashboard and health checks borrow from the client's
+    # pool; counting must not use up a limited pool.
+    limited = RedisStore(
+        redis.Redis.from_url(redis_url, decode_responses=True, max_connections=1),
+        minute_ttl=7200,
+        hour_ttl=86_400,
+    )
+    limited.record_impressions([("vote", "a")], now=NOW)
+    assert limited.ping()
+    assert limited.get("vote").impressions == (1, 0, 0)
+    limited.record_impressions([("vote", "a")], now=NOW)
+    assert limited.get("vote").impressions == (2, 0, 0)
+
+
 def test_status_change_is_conditional_and_audited(store):
     assert store.set_status(
         "vote", "decided", "b", {"action": "decide", "editor": "ed"}, expect="running"
