@@ -20,10 +20,8 @@ import copy
 import dataclasses
 import hmac
 import logging
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -31,7 +29,7 @@ import numpy as np
 
 from .bandit import Posterior
 from .model import DECIDED, PAUSED, RUNNING, Definition, Experiment, seed_definition
-from .store import RedisStore, StoreError, counts_tuple
+from .store import RedisStore, StoreError, counts_tuple, reset_after_fork
 from .tokens import (
     ClickToken,
     ClickTokens,
@@ -91,18 +89,6 @@ def _newest_first(snapshot: dict[str, _Cached]) -> list[Experiment]:
     return sorted(experiments, key=lambda experiment: experiment.created_at, reverse=True)
 
 
-#: Every Service in this process, so that a fork can reset them (see _after_fork).
-_services: weakref.WeakSet[Service] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for service in list(_services):
-        service._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 class Service:
     """One process's view of the experiments and every use case on them."""
 
@@ -138,7 +124,7 @@ class Service:
         self._refresher: threading.Thread | None = None
         self._stopped = threading.Event()
         self._lock = threading.Lock()
-        _services.add(self)
+        reset_after_fork(self)
 
     @classmethod
     def from_settings(cls, settings, connection) -> Service:
@@ -334,7 +320,7 @@ class Service:
             cached = snapshot[slug]
             if result.status:
                 counted[slug] = self._update(cached, result.status, result.winner, result.counts)
-            if result.status == RUNNING:
+            if result.counted:
                 assigned[slug] = variant
         return counted
 

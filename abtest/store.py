@@ -28,6 +28,7 @@ __all__ = [
     "ImpressionResult",
     "ClickResult",
     "StoreError",
+    "reset_after_fork",
 ]
 
 StoreError = redis.RedisError
@@ -167,13 +168,20 @@ def _flat_to_counts(flat: Sequence[str]) -> dict[str, int]:
     return {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
-#: Every RedisStore in this process, so that a fork can reset them (see _after_fork).
-_stores: weakref.WeakSet[RedisStore] = weakref.WeakSet()
+#: Objects whose ``_after_fork()`` runs in each forked child (see reset_after_fork).
+_reset_after_fork: weakref.WeakSet = weakref.WeakSet()
+
+
+def reset_after_fork(owner) -> None:
+    """Have ``owner._after_fork()`` run in every child this process forks
+    (gunicorn's workers), while ``owner`` lives: for state a worker must not
+    share with its parent or siblings (connections, random streams)."""
+    _reset_after_fork.add(owner)
 
 
 def _after_fork_in_child() -> None:
-    for store in list(_stores):
-        store._after_fork()
+    for owner in list(_reset_after_fork):
+        owner._after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -186,8 +194,9 @@ class RedisStore:
     """
 
     def __init__(self, connection: redis.Redis, minute_ttl: int, hour_ttl: int):
+        self._idle: list[tuple[redis.Connection, float]] = []
         self.redis = connection
-        _stores.add(self)
+        reset_after_fork(self)
         self.minute_ttl = int(minute_ttl)
         self.hour_ttl = int(hour_ttl)
         # register_script computes the SHA locally: no I/O here.
@@ -426,10 +435,10 @@ class RedisStore:
 
     @redis.setter
     def redis(self, client: redis.Redis) -> None:
-        for connection, _ in getattr(self, "_idle", ()):
+        for connection, _ in self._idle:
             connection.disconnect()
         self._redis = client
-        self._idle: list[tuple[redis.Connection, float]] = []
+        self._idle = []
 
     def _after_fork(self) -> None:
         # The parent's connections stay the parent's: a worker talks on its own.
