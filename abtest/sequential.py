@@ -82,6 +82,8 @@ __all__ = [
     "log_mixture_martingale",
     "log_pairwise_e_values",
     "proven_winner",
+    "log_e_values_of_the_leader",
+    "proven_leader",
 ]
 
 #: The mixture's Beta(a, b) prior, fixed in advance.  Its mean is 2%, the
@@ -226,6 +228,52 @@ def log_pairwise_e_values(
     diagonal = np.arange(n.shape[-1])
     log_e[..., diagonal, diagonal] = 0.0
     return log_e
+
+
+def log_e_values_of_the_leader(
+    impressions: np.ndarray | Sequence[int],
+    clicks: np.ndarray | Sequence[int],
+    prior: tuple[float, float] = PRIOR,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the headline with the highest observed CTR, log E of it against each headline).
+
+    Over the last axis, with leading axes of independent experiments: shapes
+    (...) and (..., K), the leader's own entry 0.  Only that headline can be
+    proven (E_ij > 1 needs i's observed rate above j's), so the simulator
+    checks the call with K e-values per experiment instead of K^2.  Ties go
+    to the lower index.
+    """
+    n = np.asarray(impressions, dtype=np.float64)
+    k = np.asarray(clicks, dtype=np.float64)
+    rate = _observed_rate(n, k)
+    leader = rate.argmax(axis=-1)
+    n_i = np.take_along_axis(n, leader[..., None], axis=-1)
+    k_i = np.take_along_axis(k, leader[..., None], axis=-1)
+    own_minimum = log_mixture_martingale(n, k, rate, prior)
+    binding = (k_i * n > k * n_i) & (n_i > 0) & (n > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pooled = np.where(binding, (k_i + k) / np.where(binding, n_i + n, 1.0), 0.5)
+    on_the_line = log_mixture_martingale(n_i, k_i, pooled, prior) + log_mixture_martingale(
+        n, k, pooled, prior
+    )
+    leader_minimum = np.take_along_axis(own_minimum, leader[..., None], axis=-1)
+    log_e = np.where(binding, on_the_line, leader_minimum + own_minimum)
+    np.put_along_axis(log_e, leader[..., None], 0.0, axis=-1)
+    return leader, log_e
+
+
+def proven_leader(
+    impressions: np.ndarray | Sequence[int],
+    clicks: np.ndarray | Sequence[int],
+    alpha: float = 0.05,
+    prior: tuple[float, float] = PRIOR,
+) -> np.ndarray:
+    """:func:`proven_winner` straight from counts, per experiment (-1 if none), in O(K)."""
+    leader, log_e = log_e_values_of_the_leader(impressions, clicks, prior)
+    variants = log_e.shape[-1]
+    others = np.arange(variants) != leader[..., None]
+    passes = np.all((log_e >= math.log((variants - 1) / alpha)) | ~others, axis=-1)
+    return np.where(passes, leader, -1)
 
 
 def proven_winner(log_e: np.ndarray, alpha: float = 0.05) -> np.ndarray:
