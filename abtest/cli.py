@@ -13,10 +13,11 @@ from pathlib import Path
 
 import click
 
-from . import verdicts
+from . import chartdata, verdicts
 from .config import ConfigError, Settings
 from .embedded import EmbeddedRedis, EmbeddedRedisError
-from .model import Definition, InvalidExperiment
+from .model import DECIDED, Definition, InvalidExperiment
+from .report import ExperimentReport
 from .service import Service, UnknownExperiment
 from .store import StoreError, connect
 
@@ -141,67 +142,90 @@ def _service() -> Iterator[Service]:
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
 )
 def stats(slug: str, as_json: bool, alpha: float) -> None:
-    """Show an experiment's results: CTRs with intervals, P(best), tests and verdicts."""
+    """Show an experiment's results: the verdict, CTRs with intervals, P(best), the tests."""
     with _service() as service:
         report = service.report(slug, alpha=alpha)
+        timeline = chartdata.build_timeline(
+            service.series(slug),
+            created_at=report.created_at,
+            now=service.clock(),
+            counting=report.status != DECIDED,
+        )
     if as_json:
-        click.echo(json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False))
+        click.echo(json.dumps(report.to_json(), indent=2, allow_nan=False, ensure_ascii=False))
         return
-    click.echo(render_report(report))
+    click.echo(render_report(report, timeline.readers_per_second()))
 
 
 def _pct(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{100 * value:.{digits}f}%"
 
 
-def render_report(report: dict) -> str:
-    """The stats report as a terminal table with plain-words verdicts."""
-    level = verdicts.confidence_level(report)
-    lines = [
-        f"{report['experiment']}  ({report['status']}"
-        + (f", winner {verdicts.label(report['winner'])}" if report.get("winner") else "")
-        + ")",
-        "",
+def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows of cells as aligned lines: the first column left, the others right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
     ]
-    header = ("", "impressions", "clicks", "CTR", f"{level}% interval", "P(best)", "exp. loss/1k")
+
+
+def render_report(report: ExperimentReport, readers_per_second: float | None = None) -> str:
+    """The stats report as a terminal table, with the verdict in words first."""
+    stats = report.stats
+    said = verdicts.verdict(report, readers_per_second)
+    winner = f", winner {report.winner.upper()}" if report.winner else ""
+    lines = [f"{report.slug}  ({report.status}{winner})", ""]
+    lines.append(f"Verdict: {said.claim}")
+    if said.advice:
+        lines.append(f"         {said.advice}")
+    lines.append("")
+    header = ("", "impressions", "clicks", "CTR", "anytime interval", "P(best)", "exp. loss/1k")
     rows = [header]
-    for row in report["variants"]:
-        low, high = row["ctr_ci"] if row["ctr_ci"] else (None, None)
+    for index, variant in enumerate(stats.variants):
+        low, high = stats.sequential.cs[index] if variant.impressions else (None, None)
         rows.append(
             (
-                verdicts.label(row["id"]),
-                f"{row['impressions']:,}",
-                f"{row['clicks']:,}",
-                _pct(row["ctr"]),
+                report.label(index),
+                f"{variant.impressions:,}",
+                f"{variant.clicks:,}",
+                _pct(variant.ctr),
                 f"{_pct(low)} – {_pct(high)}",
-                "n/a" if row["prob_best"] is None else f"{row['prob_best']:.3f}",
-                "n/a" if row["expected_loss"] is None else f"{1000 * row['expected_loss']:.2f}",
+                f"{variant.prob_best:.3f}",
+                f"{1000 * variant.expected_loss:.2f}",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for r in rows:
+    lines += _columns(rows)
+    lines.append(
+        f"(anytime intervals: valid however often you look, {stats.level}% for all together)"
+    )
+    lines.append("")
+    for index, headline in enumerate(report.headlines):
+        lines.append(f"  {report.label(index)}: {headline}")
+    lines.append("")
+    sequential = stats.sequential
+    lines.append(
+        f"Anytime-valid evidence (proven at {sequential.threshold:g} or more, valid at every look):"
+    )
+    for pair in sequential.pairs:
+        a, b = report.label(pair.a), report.label(pair.b)
+        lines.append(f"  {a} better than {b}: {pair.a_beats_b:.3g}")
+        lines.append(f"  {b} better than {a}: {pair.b_beats_a:.3g}")
+    lines.append("")
+    lines.append("Fixed-sample tests, for reference (valid at one planned look only):")
+    chi = stats.chi_square
+    if chi.statistic is not None:
         lines.append(
-            "  ".join(
-                cell.ljust(w) if i == 0 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-            )
+            f"  Chi-square: X² = {chi.statistic:.3f}, df = {chi.dof}, "
+            f"p = {verdicts.format_p(chi.p_value)}"
         )
-    lines.append("")
-    for row in report["variants"]:
-        lines.append(f"  {verdicts.label(row['id'])}: {row['headline']}")
-    lines.append("")
-    chi = report["tests"]["chi_square"]
-    if chi["statistic"] is not None:
-        lines.append(
-            f"Chi-square: X² = {chi['statistic']:.3f}, df = {chi['dof']}, "
-            f"p = {verdicts.format_p(chi['p_value'])}"
-        )
-    lines.append("  " + verdicts.chi_square(report))
-    lines.append("Pairwise (two-proportion z-tests, Holm-adjusted):")
-    for pair in report["tests"]["pairwise"]:
-        lines.append("  " + verdicts.pairwise(report, pair))
-    lines.append("")
-    lines.append("Verdict: " + verdicts.overall(report))
+    lines.append("    " + verdicts.chi_square(report))
+    lines.append("  Pairwise (two-proportion z-tests, Holm-adjusted):")
+    for test in stats.pairwise:
+        lines.append("    " + verdicts.pairwise(report, test))
     return "\n".join(lines)
 
 

@@ -1,47 +1,56 @@
-"""The use cases: assign a headline, count a click, report, decide.
+"""The use cases: assign a headline, follow a click, report, decide.
 
 Glues :mod:`abtest.store` (Redis), :mod:`abtest.bandit` (numpy) and
-:mod:`abtest.stats` (scipy).  No Flask here: the web layer turns HTTP into
-calls on :class:`Service` and back.
-
-Freshness: each worker keeps the experiments (definition, status, counts and
-the Beta posteriors built from them) in memory.  A background thread re-reads
-them every ``refresh_interval`` seconds (0.5 s by default) in one pipelined
-round trip, and every counted impression refreshes its experiment from the
-counts the Lua script returns.  So the counts a decision samples from lag
-Redis by at most the refresh interval plus one round trip, well under a
-second.  Status changes reach new visitors at once (the impression script
-checks the status in Redis) and returning visitors within the same interval.
+:mod:`abtest.stats` (scipy) over this process's :class:`~abtest.snapshot.Snapshot`
+of the experiments.  No Flask here: the web layer turns HTTP into calls on
+:class:`Service` and back, and sees only this module's types and exceptions
+(:class:`~abtest.store.StoreError` when Redis can't be reached).
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hmac
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-from .bandit import Posterior
+from .forks import reset_after_fork
 from .model import DECIDED, PAUSED, RUNNING, Definition, Experiment, seed_definition
-from .store import RedisStore, StoreError, counts_tuple, reset_after_fork
+from .snapshot import Entry, Snapshot
+from .store import RedisStore, StoreError, counts_tuple
 from .tokens import (
     ClickToken,
     ClickTokens,
+    ExpiredToken,
+    InvalidToken,
     Visitor,
+    VisitorCookies,
     cookie_records,
     cookie_visitor_id,
     visitor_ref,
 )
 
-__all__ = ["Service", "Assignment", "ClickOutcome", "UnknownExperiment", "ActionRefused"]
+__all__ = [
+    "Service",
+    "Assignment",
+    "Served",
+    "ClickOutcome",
+    "UnknownExperiment",
+    "ActionRefused",
+    "InvalidLink",
+    "StoreError",
+    "MAX_ASSIGNMENTS",
+]
 
 log = logging.getLogger(__name__)
+
+#: At most this many assignments ride in the visitor cookie (about 30 bytes
+#: each, far below the browsers' 4 kB per cookie); the oldest go first.
+MAX_ASSIGNMENTS = 64
 
 
 class UnknownExperiment(LookupError):
@@ -49,7 +58,11 @@ class UnknownExperiment(LookupError):
 
 
 class ActionRefused(ValueError):
-    """An editor action that does not apply in the experiment's current state."""
+    """An action that does not apply in the experiment's current state, or to this reader."""
+
+
+class InvalidLink(ValueError):
+    """A click link this service did not make (forged, malformed)."""
 
 
 class Assignment(NamedTuple):
@@ -66,31 +79,22 @@ class Assignment(NamedTuple):
         return self.experiment.definition.headline(self.variant)
 
 
+class Served(NamedTuple):
+    """What :meth:`Service.assign` gave a visitor."""
+
+    #: The visitor as they leave: with every new assignment Redis counted (the
+    #: same object when there is none).
+    visitor: Visitor
+    assignments: list[Assignment]
+
+
 class ClickOutcome(NamedTuple):
     slug: str
     counted: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class _Cached:
-    experiment: Experiment
-    posterior: Posterior
-    built_at: float  # time.monotonic() when the counts were read
-
-
-def _cached(experiment: Experiment, built_at: float | None = None) -> _Cached:
-    """A snapshot entry with a fresh posterior (its counts read at ``built_at``, default now)."""
-    posterior = Posterior(experiment.impressions, experiment.clicks)
-    return _Cached(experiment, posterior, time.monotonic() if built_at is None else built_at)
-
-
-def _newest_first(snapshot: dict[str, _Cached]) -> list[Experiment]:
-    experiments = [cached.experiment for cached in snapshot.values()]
-    return sorted(experiments, key=lambda experiment: experiment.created_at, reverse=True)
-
-
 class Service:
-    """One process's view of the experiments and every use case on them."""
+    """The use cases, over one process's snapshot of the experiments."""
 
     #: A counted impression asks Redis for fresh counts (in the same round
     #: trip) when this worker's posterior is older than this (s): the
@@ -101,6 +105,7 @@ class Service:
         self,
         store: RedisStore,
         click_tokens: ClickTokens,
+        visitor_cookies: VisitorCookies,
         refresh_interval: float = 0.5,
         visitor_lifetime: int = 30 * 86_400,
         rng: np.random.Generator | None = None,
@@ -108,7 +113,8 @@ class Service:
     ):
         self.store = store
         self.click_tokens = click_tokens
-        self.refresh_interval = refresh_interval
+        self.visitor_cookies = visitor_cookies
+        self.snapshot = Snapshot(store, refresh_interval)
         # A click's de-duplication marker must outlive every token that
         # visitor can still present: their assignment (the cookie) plus the
         # lifetime of a token minted on its last day.
@@ -116,14 +122,7 @@ class Service:
         self.clock = clock
         self._seeded_rng = rng
         self._rng: np.random.Generator | None = rng
-        self._cache: dict[str, _Cached] = {}
-        self._front: tuple[dict | None, list[Experiment]] = (None, [])
-        self._loaded_at = 0.0
-        self._tried_at = 0.0
         self._analyses: dict[tuple, dict] = {}
-        self._refresher: threading.Thread | None = None
-        self._stopped = threading.Event()
-        self._lock = threading.Lock()
         reset_after_fork(self)
 
     @classmethod
@@ -133,23 +132,14 @@ class Service:
         return cls(
             RedisStore(connection, settings.minute_retention, settings.hour_retention),
             ClickTokens(settings.secret_key, settings.click_token_ttl),
+            VisitorCookies(settings.secret_key),
             refresh_interval=settings.refresh_interval,
             visitor_lifetime=settings.visitor_days * 86_400,
         )
 
-    # -- the in-memory snapshot ------------------------------------------
-
     def _after_fork(self) -> None:
-        """In a forked child (a gunicorn worker): its own RNG, lock and refresher,
-        and posteriors with none of the parent's decisions drawn ahead."""
-        self._lock = threading.Lock()
+        # A forked child (a gunicorn worker) draws its own random stream.
         self._rng = self._seeded_rng
-        self._cache = {
-            slug: _cached(cached.experiment, cached.built_at)
-            for slug, cached in self._cache.items()
-        }
-        self._refresher = None
-        self._stopped = threading.Event()
 
     @property
     def rng(self) -> np.random.Generator:
@@ -158,132 +148,83 @@ class Service:
             self._rng = np.random.default_rng()
         return self._rng
 
-    def refresh(self) -> None:
-        """Re-read every experiment from Redis (one round trip)."""
-        experiments = self.store.load_all()
-        self._cache = {experiment.slug: _cached(experiment) for experiment in experiments}
-        self._loaded_at = time.monotonic()
-
-    def _snapshot(self) -> dict[str, _Cached]:
-        if self._refresher is None:
-            self._start_refresher()
-        now = time.monotonic()
-        age = now - self._loaded_at
-        stale = age > 1.0 and age > 2 * self.refresh_interval
-        if stale and (not self._cache or now - self._tried_at > 1.0):
-            # First request, or the refresher is failing: try ourselves, at
-            # most once a second while there is a snapshot to serve, so that
-            # an outage doesn't make every reader wait for a timeout.
-            self._tried_at = now
-            try:
-                self.refresh()
-            except StoreError as error:
-                log.warning("could not refresh experiments from Redis: %s", error)
-                if not self._cache:
-                    raise
-        return self._cache
-
-    def _start_refresher(self) -> None:
-        with self._lock:
-            if self._refresher is not None:
-                return
-            stopped = threading.Event()
-            thread = threading.Thread(
-                target=self._refresh_until, args=(stopped,), name="abtest-refresh", daemon=True
-            )
-            self._refresher, self._stopped = thread, stopped
-            thread.start()
-
-    def _refresh_until(self, stopped: threading.Event) -> None:
-        failing = False
-        while not stopped.wait(self.refresh_interval):
-            try:
-                self.refresh()
-                failing = False
-            except StoreError as error:
-                if not failing:
-                    log.warning("background refresh failed: %s", error)
-                failing = True
-
     def stop(self) -> None:
         """Stop this process's background refresher (tests, shutdown)."""
-        self._stopped.set()
+        self.snapshot.stop()
 
     def experiments(self) -> list[Experiment]:
         """Experiments as last read, newest first."""
-        return _newest_first(self._snapshot())
+        return self.snapshot.experiments()
 
     def front_page(self) -> list[Experiment]:
-        """The running and decided experiments, newest first (sorted once per snapshot)."""
-        snapshot = self._snapshot()
-        sorted_for, found = self._front
-        if sorted_for is not snapshot:
-            found = [e for e in _newest_first(snapshot) if e.status in (RUNNING, DECIDED)]
-            self._front = (snapshot, found)
-        return found
+        """The running and decided experiments, newest first."""
+        return self.snapshot.front_page()
 
     def experiment(self, slug: str) -> Experiment:
-        cached = self._snapshot().get(slug)
-        if cached is None:
+        entry = self.snapshot.entries().get(slug)
+        if entry is None:
             raise UnknownExperiment(slug)
-        return cached.experiment
-
-    def _update(
-        self, cached: _Cached, status: str, winner: str | None, counts: dict | None
-    ) -> Experiment:
-        """Fold what an impression script returned into this worker's snapshot."""
-        experiment = cached.experiment
-        if counts is None:
-            if (status, winner) == (experiment.status, experiment.winner):
-                return experiment
-            fresh = dataclasses.replace(experiment, status=status, winner=winner)
-            self._store_cached(dataclasses.replace(cached, experiment=fresh))
-            return fresh
-        impressions, clicks = counts_tuple(experiment.definition, counts)
-        fresh = dataclasses.replace(
-            experiment, status=status, winner=winner, impressions=impressions, clicks=clicks
-        )
-        self._store_cached(_cached(fresh))
-        return fresh
-
-    def _store_cached(self, *entries: _Cached) -> None:
-        # Copy on write: readers iterate the snapshot in other threads (gthread workers).
-        self._cache = {**self._cache, **{entry.experiment.slug: entry for entry in entries}}
+        return entry.experiment
 
     # -- readers ----------------------------------------------------------
 
-    def assign(self, visitor: Visitor, slugs: Sequence[str], count: bool) -> list[Assignment]:
+    def read_visitor(self, cookie: str | None) -> Visitor:
+        """The visitor a cookie names, or a new one (missing, forged or malformed)."""
+        known = self.visitor_cookies.loads(cookie)
+        return Visitor.new() if known is None else known
+
+    def visitor_cookie(self, visitor: Visitor) -> str:
+        """The signed cookie value for ``visitor``.
+
+        It keeps only the assignments of experiments still running or paused
+        (decided or deleted ones are dropped), at most :data:`MAX_ASSIGNMENTS`,
+        the newest, so it stays small however many stories run.
+        """
+        assignments = visitor.assignments
+        if len(assignments) > 1:  # a single assignment was just made: it is live
+            live = {e.slug for e in self.experiments() if e.status != DECIDED}
+            kept = [(slug, variant) for slug, variant in assignments.items() if slug in live]
+            visitor = Visitor(visitor.id, dict(kept[-MAX_ASSIGNMENTS:]))
+        return self.visitor_cookies.dumps(visitor)
+
+    def assign(self, visitor: Visitor, slugs: Sequence[str], count: bool) -> Served:
         """Headlines for ``visitor`` in each experiment, counting new impressions.
 
         ``count=False`` (bots, prefetches) counts nothing and serves the
         visitor's own headline if they have one, else the default (``a``, or
-        the winner once decided), with no click token.  New assignments are
-        added to ``visitor.assignments`` only once Redis has counted them; if
-        Redis can't be reached the reader still gets a headline, uncounted.
-        At most one round trip.
+        the winner once decided), with no click token.  A new assignment joins
+        the visitor returned only once Redis has counted it; if Redis can't be
+        reached the reader still gets a headline, uncounted.  At most one
+        round trip.
         """
-        snapshot = self._snapshot()
-        entries = []
+        entries = self.snapshot.entries()
+        found = []
         for slug in slugs:
-            cached = snapshot.get(slug)
-            if cached is None:
+            entry = entries.get(slug)
+            if entry is None:
                 raise UnknownExperiment(slug)
-            entries.append(cached)
+            found.append(entry)
         assigned = visitor.assignments
         # A headline to draw and count where the visitor has none of this story's.
         chosen: dict[str, str] = {}
         if count:
-            for slug, cached in zip(slugs, entries, strict=True):
-                experiment = cached.experiment
+            for slug, entry in zip(slugs, found, strict=True):
+                experiment = entry.experiment
                 ids = experiment.definition.variant_ids
                 if experiment.status == RUNNING and assigned.get(slug) not in ids:
-                    chosen[slug] = ids[cached.posterior.choose(self.rng)]
-        counted = self._count_impressions(snapshot, chosen, assigned) if chosen else {}
+                    chosen[slug] = ids[entry.posterior.choose(self.rng)]
+        if chosen:
+            counted, new = self._count_impressions(entries, chosen)
+            if new:
+                visitor = visitor.with_assignments(new)
+                assigned = visitor.assignments
+        else:
+            counted = {}
 
         assignments = []
         ref = None
-        for slug, cached in zip(slugs, entries, strict=True):
-            experiment = counted.get(slug) or cached.experiment
+        for slug, entry in zip(slugs, found, strict=True):
+            experiment = counted.get(slug) or entry.experiment
             variant = assigned.get(slug)
             if experiment.status != RUNNING or variant not in experiment.definition.variant_ids:
                 variant = chosen.get(slug) if experiment.status == RUNNING else None
@@ -297,45 +238,78 @@ class Service:
                 ref = ref or visitor_ref(visitor.id)
                 token = self.click_tokens.sign(slug, variant, ref)
                 assignments.append(Assignment(experiment, variant, token))
-        return assignments
+        return Served(visitor, assignments)
 
     def _count_impressions(
-        self, snapshot: dict[str, _Cached], chosen: dict[str, str], assigned: dict[str, str]
-    ) -> dict[str, Experiment]:
-        """Count the ``chosen`` headlines in one round trip, and add those Redis
-        counted to ``assigned``; returns each experiment as Redis's reply left it."""
+        self, entries: dict[str, Entry], chosen: dict[str, str]
+    ) -> tuple[dict[str, Experiment], dict[str, str]]:
+        """Count the ``chosen`` headlines in one round trip.
+
+        Returns each experiment as Redis's reply left it, and the assignments
+        Redis counted.
+        """
         visits = list(chosen.items())
-        oldest = time.monotonic() - self.COUNTS_MAX_AGE
+        oldest = self.snapshot.monotonic() - self.COUNTS_MAX_AGE
         try:
             results = self.store.record_impressions(
                 visits,
                 now=self.clock(),
-                with_counts=[snapshot[slug].built_at < oldest for slug, _ in visits],
+                with_counts=[entries[slug].built_at < oldest for slug, _ in visits],
             )
         except StoreError as error:
             log.warning("impression not counted, Redis unreachable: %s", error)
-            return {}
-        counted = {}
+            return {}, {}
+        counted, new = {}, {}
         for (slug, variant), result in zip(visits, results, strict=True):
-            cached = snapshot[slug]
             if result.status:
-                counted[slug] = self._update(cached, result.status, result.winner, result.counts)
+                counted[slug] = self.snapshot.update(
+                    entries[slug], result.status, result.winner, result.counts
+                )
             if result.counted:
-                assigned[slug] = variant
-        return counted
+                new[slug] = variant
+        return counted, new
 
-    def click(self, token: ClickToken, cookie: str | None) -> ClickOutcome:
-        """Count a click for a token this service signed.
+    def read_click(self, token: str, cookie: str | None, count: bool = True) -> ClickOutcome:
+        """Follow a click link: which story it leads to, and whether the click counted.
 
-        ``cookie`` is the clicking browser's visitor cookie, as sent.  A token
-        is signed only for a counted impression and names (by
+        ``token`` is the link's click token as sent and ``cookie`` the
+        clicking browser's visitor cookie.  A genuine link that expired, a
+        click that is not to be counted (``count=False``: bots, prefetches)
+        and a click Redis could not take lead to the story uncounted.
+        Raises :class:`InvalidLink` for a link this service did not make,
+        :class:`UnknownExperiment`, or :class:`ActionRefused` when the link
+        was made for another browser or another headline.
+        """
+        try:
+            click_token = self.click_tokens.loads(token)
+        except ExpiredToken as expired:
+            if expired.token is None:
+                raise InvalidLink("this link is not valid") from None
+            return self._uncounted(expired.token.slug)
+        except InvalidToken:
+            raise InvalidLink("this link is not valid") from None
+        if not count:
+            return self._uncounted(click_token.slug)
+        try:
+            return self._count_click(click_token, cookie)
+        except StoreError as error:
+            # The reader still gets the story; the click is lost, not faked.
+            log.warning("click not counted, Redis unreachable: %s", error)
+            return ClickOutcome(slug=click_token.slug, counted=False)
+
+    def _uncounted(self, slug: str) -> ClickOutcome:
+        self.experiment(slug)  # raises UnknownExperiment
+        return ClickOutcome(slug=slug, counted=False)
+
+    def _count_click(self, token: ClickToken, cookie: str | None) -> ClickOutcome:
+        """Count a click for a genuine, unexpired token.
+
+        A token is signed only for a counted impression and names (by
         :func:`~abtest.tokens.visitor_ref`) the visitor it was shown to; the
         cookie's visitor id must hash to that ref, which only that visitor's
         cookie can do, so its signature need not be checked here.  The
         cookie must also list the token's variant: a check of the service's
         own consistency, since no one else can sign a token.
-        Raises :class:`UnknownExperiment`, or :class:`ActionRefused` when the
-        token was made for another browser, or another variant.
         """
         experiment = self.experiment(token.slug)
         if token.variant not in experiment.variant_ids:
@@ -359,13 +333,13 @@ class Service:
         experiment = self.store.get(slug)
         if experiment is None:
             raise UnknownExperiment(slug)
-        self._store_cached(_cached(experiment))
+        self.snapshot.put(experiment)
         return experiment
 
     def fresh_all(self) -> list[Experiment]:
         """Every experiment read from Redis now (one round trip), newest first."""
         experiments = self.store.load_all()
-        self._store_cached(*(_cached(experiment) for experiment in experiments))
+        self.snapshot.put(*experiments)
         return experiments
 
     def report(self, slug: str, alpha: float = 0.05, experiment: Experiment | None = None) -> dict:
@@ -451,7 +425,7 @@ class Service:
             "from": experiment.status,
             "status": status,
             "winner": winner,
-            "stats": self.report(experiment.slug, experiment=experiment),
+            "stats": self.report(experiment.slug, experiment=experiment).to_json(),
         }
         if not self.store.set_status(
             experiment.slug, status, winner, entry, expect=experiment.status, now=now

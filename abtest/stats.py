@@ -1,13 +1,12 @@
-"""The stats document: counts in, a JSON-ready dict out (pure numpy/scipy, no I/O).
+"""The stats report: counts in, a typed :class:`~abtest.report.Report` out (pure numpy/scipy).
 
-:func:`analyze` is the entry point.  It takes each variant's impressions and
-clicks and returns the document described in SPEC ("The stats document"): per
-variant the click-through rate with its Wilson interval, its share of traffic,
-and the Bayesian P(best) and expected loss; then the frequentist tests (a
-chi-square test of independence over all variants and a pooled two-proportion
-z-test for every pair, Holm-adjusted).  :class:`Note`, :class:`ChiSquareTest`
-and :class:`PairwiseTest` are the typed results behind the dict.  Beyond
-SPEC's keys the document carries ``alpha``, a ``note`` on every variant and
+:func:`build_report` takes each variant's impressions and clicks and computes
+per variant the click-through rate with its Wilson interval, its share of
+traffic, and the Bayesian P(best) and expected loss (:mod:`abtest.posterior`);
+then the fixed-sample tests (a chi-square test of independence over all
+variants and a pooled two-proportion z-test for every pair, Holm-adjusted).
+:func:`analyze` is the same as the JSON-ready dict of SPEC ("The stats
+document"), which also carries ``alpha``, a ``note`` on every variant and
 test (``None`` when all is well) and a top-level ``notes`` list.
 
 Nothing in the document is ever NaN or infinite.  A number that can't be
@@ -33,23 +32,29 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable, Mapping, Sequence, Set
-from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from numpy.polynomial import legendre
 from scipy import special
 from scipy import stats as scipy_stats
 
-__all__ = [
-    "analyze",
-    "Note",
-    "ChiSquareTest",
-    "PairwiseTest",
-    "wilson_interval",
-    "beta_density",
-    "join_words",
-]
+from . import decision, posterior, sequential
+from .report import (
+    ChiSquareTest,
+    DecisionReport,
+    Note,
+    PairEvidence,
+    PairwiseTest,
+    ReadersToCall,
+    Report,
+    SequentialReport,
+    VariantStats,
+    variant_name,
+)
+from .verdicts import join_words
+
+__all__ = ["analyze", "build_report", "wilson_interval"]
 
 #: An experiment compares at least two and at most 26 headlines (ids a..z).
 _MIN_VARIANTS = 2
@@ -60,79 +65,26 @@ _MAX_VARIANTS = 26
 _MAX_COUNT = 2**53
 
 
-# -- results -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Note:
-    """Why a number in the document is ``None``: a stable code and a sentence for editors."""
-
-    code: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
-
-
-@dataclass(frozen=True)
-class ChiSquareTest:
-    """Pearson's test of independence on the variants x (clicks, non-clicks) table.
-
-    ``statistic`` and ``p_value`` are ``None`` (with a ``note``) when the test
-    is undefined; ``dof`` (variants - 1) is always given, as R's ``chisq.test``
-    does.
-    """
-
-    statistic: float | None
-    dof: int
-    p_value: float | None
-    note: Note | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "statistic": self.statistic,
-            "dof": self.dof,
-            "p_value": self.p_value,
-            "note": self.note.to_dict() if self.note else None,
-        }
-
-
-@dataclass(frozen=True)
-class PairwiseTest:
-    """Two-sided pooled two-proportion z-test of variant ``b`` against variant ``a`` (a < b).
-
-    ``diff`` is ``ctr_b - ctr_a`` and ``z`` has its sign.  ``diff`` is
-    ``None`` only when a variant has no impressions; ``z``, ``p_value`` and
-    ``p_holm`` are ``None`` (with a ``note``) whenever the test is undefined.
-    """
-
-    a: int
-    b: int
-    diff: float | None
-    z: float | None
-    p_value: float | None
-    p_holm: float | None
-    note: Note | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "a": self.a,
-            "b": self.b,
-            "diff": self.diff,
-            "z": self.z,
-            "p_value": self.p_value,
-            "p_holm": self.p_holm,
-            "note": self.note.to_dict() if self.note else None,
-        }
-
-
-# -- the document --------------------------------------------------------------
-
-
 def analyze(
     impressions: Sequence[int], clicks: Sequence[int], alpha: float = 0.05
 ) -> dict[str, Any]:
-    """The stats document for one experiment, as a plain JSON-ready dict.
+    """The stats document for one experiment, as a plain JSON-ready dict (SPEC's order).
+
+    The same as ``build_report(impressions, clicks, alpha).to_json()``.
+    """
+    return build_report(impressions, clicks, alpha).to_json()
+
+
+def build_report(
+    impressions: Sequence[int],
+    clicks: Sequence[int],
+    alpha: float = 0.05,
+    *,
+    threshold: float | None = None,
+    mode: str = "clicks",
+    forecast: bool = True,
+) -> Report:
+    """The stats report for one experiment.
 
     ``impressions`` and ``clicks`` are equal-length sequences of non-negative
     integers (Python or numpy integers; bools and floats are refused), one per
@@ -148,31 +100,36 @@ def analyze(
     ``expected_loss`` come from independent Beta(1 + clicks, 1 + impressions -
     clicks) posteriors, so they are defined (from the uniform prior) even
     before any data.
+
+    Then the anytime-valid tests (:mod:`abtest.sequential`: each variant's
+    confidence sequence at level 1 - alpha / K, the pairwise e-values and the
+    proven call) and the stop advice (:mod:`abtest.decision`: the leader's
+    expected loss against ``threshold``, clicks per reader, by default a
+    share of the leader's CTR; with ``forecast``, the readers until a proven
+    call and a safe stop are likely, simulated under the allocation ``mode``).
     """
     alpha = _check_alpha(alpha)
     impressions_list, clicks_list = _check_counts(impressions, clicks)
     impressions_array = np.array(impressions_list, dtype=np.float64)
     clicks_array = np.array(clicks_list, dtype=np.float64)
 
-    posteriors = _compare_posteriors(impressions_array, clicks_array)
-    intervals = wilson_interval(impressions_array, clicks_array, alpha)
+    posteriors = posterior.compare(impressions_array, clicks_array)
+    lows, highs = wilson_interval(impressions_array, clicks_array, alpha)
     total = sum(impressions_list)
 
-    variants = []
-    for index, (n, k) in enumerate(zip(impressions_list, clicks_list, strict=True)):
-        note = None if n else _no_impressions([index])
-        variants.append(
-            {
-                "impressions": n,
-                "clicks": k,
-                "ctr": k / n if n else 0.0,
-                "ctr_ci": [float(intervals[0][index]), float(intervals[1][index])] if n else None,
-                "allocation": n / total if total else 0.0,
-                "prob_best": float(posteriors.prob_best[index]),
-                "expected_loss": float(posteriors.expected_loss[index]),
-                "note": note.to_dict() if note else None,
-            }
+    variants = tuple(
+        VariantStats(
+            impressions=n,
+            clicks=k,
+            ctr=k / n if n else 0.0,
+            ctr_ci=(float(lows[index]), float(highs[index])) if n else None,
+            allocation=n / total if total else 0.0,
+            prob_best=float(posteriors.prob_best[index]),
+            expected_loss=float(posteriors.expected_loss[index]),
+            note=None if n else _no_impressions([index]),
         )
+        for index, (n, k) in enumerate(zip(impressions_list, clicks_list, strict=True))
+    )
 
     chi_square = _chi_square(impressions_list, clicks_list)
     pairwise = _pairwise(impressions_list, clicks_list)
@@ -189,35 +146,69 @@ def analyze(
         and test.note.code != "no_impressions"
         and (test is chi_square or test.note.code != overall)
     ]
-    notes = list(dict.fromkeys(summary))  # frozen dataclasses hash: dedupe, keep order
+    notes = tuple(dict.fromkeys(summary))  # frozen dataclasses hash: dedupe, keep order
 
-    return {
-        "variants": variants,
-        "tests": {
-            "chi_square": chi_square.to_dict(),
-            "pairwise": [pair.to_dict() for pair in pairwise],
-        },
-        "alpha": alpha,
-        "notes": [note.to_dict() for note in notes],
-    }
+    return Report(
+        alpha=alpha,
+        variants=variants,
+        chi_square=chi_square,
+        pairwise=tuple(pairwise),
+        notes=notes,
+        sequential=_sequential(impressions_list, clicks_list, alpha),
+        decision=_decision(
+            impressions_list, clicks_list, alpha, threshold=threshold, mode=mode, forecast=forecast
+        ),
+    )
 
 
-def _name(index: int) -> str:
-    return chr(ord("A") + index)
+def _sequential(impressions: list[int], clicks: list[int], alpha: float) -> SequentialReport:
+    tests = sequential.sequential_tests(impressions, clicks, alpha)
+    count = len(impressions)
+    return SequentialReport(
+        alpha=alpha,
+        cs=tests.intervals,
+        pairs=tuple(
+            PairEvidence(a, b, tests.e_values[a][b], tests.e_values[b][a])
+            for a in range(count)
+            for b in range(a + 1, count)
+        ),
+        threshold=tests.threshold,
+        winner=tests.winner,
+    )
+
+
+def _decision(
+    impressions: list[int],
+    clicks: list[int],
+    alpha: float,
+    *,
+    threshold: float | None,
+    mode: str,
+    forecast: bool,
+) -> DecisionReport:
+    decided = decision.decide(
+        impressions, clicks, threshold=threshold, mode=mode, alpha=alpha, forecast=forecast
+    )
+    forecast_result = decided.readers_to_call
+    return DecisionReport(
+        leader=decided.leader,
+        expected_loss=decided.expected_loss,
+        loss_if_not_best=decided.loss_if_not_best,
+        threshold=decided.threshold,
+        safe_to_stop=decided.safe_to_stop,
+        readers_to_call=None
+        if forecast_result is None
+        else ReadersToCall(
+            forecast_result.proven, forecast_result.safe_to_stop, forecast_result.horizon
+        ),
+    )
 
 
 def _no_impressions(indices: list[int]) -> Note:
-    names = [_name(index) for index in indices]
+    names = [variant_name(index) for index in indices]
     if len(names) == 1:
         return Note("no_impressions", f"variant {names[0]} has no impressions")
     return Note("no_impressions", f"variants {join_words(names)} have no impressions")
-
-
-def join_words(words: Sequence[str]) -> str:
-    """Words as prose lists them: "A", "A and B", "A, B and C" ("" for none)."""
-    if len(words) <= 1:
-        return "".join(words)
-    return ", ".join(words[:-1]) + " and " + words[-1]
 
 
 # -- input ---------------------------------------------------------------------
@@ -347,10 +338,23 @@ def _pairwise(impressions: list[int], clicks: list[int]) -> list[PairwiseTest]:
     # se is zero exactly when a side has no impressions or the pooled rate is 0 or 1;
     # those pairs are undefined and left out below.
     defined = (n_a > 0) & (n_b > 0) & (k_a + k_b > 0) & (k_a + k_b < n_a + n_b)
+    # ctr_b - ctr_a from the integers: in floats the two rates cancel (at 10^9
+    # impressions a difference of one click keeps only 8 of its digits).
+    diff = np.array(
+        [
+            float(
+                Fraction(
+                    impressions[a] * clicks[b] - impressions[b] * clicks[a],
+                    impressions[a] * impressions[b],
+                )
+            )
+            if impressions[a] and impressions[b]
+            else (clicks[b] / impressions[b] if impressions[b] else 0.0)
+            - (clicks[a] / impressions[a] if impressions[a] else 0.0)
+            for a, b in zip(first.tolist(), second.tolist(), strict=True)
+        ]
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
-        ctr_a = np.where(n_a > 0, k_a / n_a, 0.0)
-        ctr_b = np.where(n_b > 0, k_b / n_b, 0.0)
-        diff = ctr_b - ctr_a
         pooled = (k_a + k_b) / (n_a + n_b)
         se = np.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
         z = np.where(defined, diff / se, 0.0)
@@ -369,9 +373,12 @@ def _pairwise(impressions: list[int], clicks: list[int]) -> list[PairwiseTest]:
         if empty:
             note = _no_impressions(empty)
         elif clicks[a] + clicks[b] == 0:
-            note = Note("no_clicks", f"neither {_name(a)} nor {_name(b)} has a click")
+            note = Note("no_clicks", f"neither {variant_name(a)} nor {variant_name(b)} has a click")
         else:
-            note = Note("all_clicked", f"every impression of {_name(a)} and {_name(b)} was clicked")
+            note = Note(
+                "all_clicked",
+                f"every impression of {variant_name(a)} and {variant_name(b)} was clicked",
+            )
         pair_diff = float(diff[pair]) if has_impressions else None
         tests.append(PairwiseTest(a, b, pair_diff, None, None, None, note))
     return tests
@@ -391,219 +398,3 @@ def _holm(p_values: np.ndarray) -> np.ndarray:
     adjusted = np.empty(m)
     adjusted[order] = np.minimum(1.0, scaled)
     return adjusted
-
-
-# -- Bayesian: P(best) and expected loss -----------------------------------------
-#
-# Variant i's click-through rate X_i has the posterior Beta(a_i, b_i), a_i = 1 +
-# clicks, b_i = 1 + impressions - clicks, with density f_i and CDF F_i, all
-# independent.  With G = prod_j F_j the CDF of M = max_j X_j:
-#
-#   P(best_i)        = ∫ f_i(x) prod_{j != i} F_j(x) dx,
-#   E[M]             = ∫_0^1 (1 - G(x)) dx,
-#   expected_loss_i  = E[M - X_i] = E[M] - a_i / (a_i + b_i).
-#
-# The expected loss differences are therefore exactly the differences of the
-# posterior means; only E[M] is integrated.
-#
-# Where the mass is.  At 10^8 impressions a posterior's standard deviation is
-# ~3e-5, so a rule over [0, 1] sees nothing.  Let lo_j, hi_j be variant j's
-# TAIL and 1 - TAIL quantiles (TAIL = 1e-12), L = max_j lo_j, H = max_j hi_j.
-# Below L the variant m with lo_m = L has F_m <= TAIL, so every P(best_i)
-# integrand there (each is <= f_m or contains F_m) integrates to <= TAIL; above
-# H every f_i integrates to <= TAIL.  Integrating over [L, H] alone thus
-# drops at most 2 * TAIL from each P(best_i), and at most ~V * TAIL from E[M]
-# (E[M] = L + ∫_L^H (1 - G) dx - ∫_0^L G dx + ∫_H^1 (1 - G) dx).  Every x in
-# [L, H] lies in [lo_j, hi_j] of the variant with hi_j = H, so there are no gaps.
-#
-# Panels.  Each variant lays a uniform grid over its [lo_j, hi_j] with spacing
-# at most PANEL_SDS of its own standard deviation; a variant's grid points are
-# dropped where they fall strictly inside the [lo, hi] of a narrower variant
-# (ties broken by index), whose finer grid covers that stretch.  What remains
-# (within [L, H], plus L and H) has, around every x, panels no wider than
-# PANEL_SDS standard deviations of the narrowest posterior covering x.  So a
-# wide posterior next to a needle-thin one costs ~15 panels each, not a grid
-# at the needle's resolution over the wide one's range.
-#
-# Quadrature.  An m-point Gauss-Legendre rule on each panel.  The beta CDF
-# (scipy.special.betainc) costs ~7 µs per call at these sizes, far too slow
-# at every node of 26 posteriors, so F_j is computed exactly once, at L, and
-# carried across the panels by integrating the closed-form density: inside a
-# panel by the spectral partial-integration matrix of the same nodes (exact
-# for polynomials of degree < m), between panels by the full rule.  Densities
-# come from an accurate log density (see _log_density), products of CDFs as
-# exp(sum of logs); all CDFs are >= F_j(L) >= TAIL on [L, H] (clipped so), so
-# no log(0), and a product of 26 small CDFs underflows quietly to 0, not NaN.
-#
-# Error.  Measured: against 30-digit mpmath (3 to 4 variants, and Evan Miller's
-# closed form for two variants up to 10^6 impressions) P(best) is within 7e-13
-# and expected loss within 4e-14; against a 4x finer grid with 24 nodes, over
-# 400 random cases of 2 to 26 variants and 0 to 10^8 impressions, within 6e-12
-# and 5e-13; against 2,000,000 Monte Carlo draws at 26 x 10^8 impressions,
-# within the draws' own noise (2.5e-4; E[max] within 3e-10).  The raw sum of
-# P(best) is 1 within 3e-10 before it is normalised (the worst case is a
-# variant with ~10^5 impressions all clicked, a needle at 1 - 4e-6 where
-# float64 resolves x to only ~1e-10 of the width).  The contract asks for 1e-3.
-
-_TAIL = 1e-12
-_PANEL_SDS = 1.0
-_NODES = 12
-
-
-def _gauss_legendre(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nodes t and weights w on [-1, 1], and Q with (Q @ f)[k] ≈ ∫_{-1}^{t_k} f."""
-    nodes, weights = legendre.leggauss(m)
-    # Legendre coefficients of the interpolant through (t_l, f_l) by the
-    # discrete transform c_n = (2n + 1)/2 Σ_l w_l P_n(t_l) f_l (exact for
-    # degree < m); integrate each basis term from -1 and evaluate at the nodes.
-    vander = legendre.legvander(nodes, m - 1)  # [l, n] = P_n(t_l)
-    transform = ((2 * np.arange(m) + 1) / 2)[:, None] * vander.T * weights[None, :]
-    partial = legendre.legval(nodes, legendre.legint(transform, lbnd=-1, axis=0))  # [l, k]
-    return nodes, weights, partial.T
-
-
-_GL_NODES, _GL_WEIGHTS, _GL_PARTIAL = _gauss_legendre(_NODES)
-
-
-# Below this many clicks or non-clicks the textbook log density is accurate enough.
-_STIRLING_FROM = 100.0
-
-
-def _log_density(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """log of each Beta(a_i, b_i) density at every x: shape (len(a), len(x))."""
-    # The textbook form (a - 1) log x + (b - 1) log(1 - x) - log B(a, b) adds
-    # terms of size ~10^7 at 10^8 impressions to get a result of size ~10, and
-    # loses ~1e-7 of the density to rounding.  For large A = a - 1 and B = b - 1
-    # write it around the mode m = A / N, N = A + B, instead:
-    #   log f(x) = log f(m) + A log(1 + d/m) + B log(1 - d/(1 - m)),  d = x - m,
-    # where the first-order terms cancel (N d - N d), and by Stirling's series
-    # log n! = n log n - n + log(2 pi n)/2 + delta(n) the n log n terms of
-    # log f(m) = log(N + 1) + log N! - log A! - log B! + A log m + B log(1 - m)
-    # cancel exactly, leaving
-    #   log f(m) = log(N + 1) + log(N / (2 pi A B)) / 2 + delta(N) - delta(A) - delta(B).
-    # delta(n) = 1/(12n) - 1/(360n^3) + 1/(1260n^5) - ..., truncated below 1e-17
-    # for n >= 100.  Measured against 40-digit mpmath: |error| < 1e-11 at 10^8
-    # impressions (the textbook form: 2e-7).
-    log_pdf = np.empty((len(a), len(x)))
-    large = np.minimum(a, b) - 1 >= _STIRLING_FROM
-    small = ~large
-    if small.any():
-        a_small, b_small = a[small, None], b[small, None]
-        log_pdf[small] = (
-            special.xlogy(a_small - 1, x[None, :])
-            + special.xlog1py(b_small - 1, -x[None, :])
-            - special.betaln(a_small, b_small)
-        )
-    if large.any():
-        clicks_side, other_side = a[large] - 1, b[large] - 1
-        total = clicks_side + other_side
-        mode = clicks_side / total
-        log_peak = (
-            np.log1p(total)
-            + 0.5 * np.log(total / (2 * np.pi * clicks_side * other_side))
-            + _stirling_delta(total)
-            - _stirling_delta(clicks_side)
-            - _stirling_delta(other_side)
-        )
-        offset = x[None, :] - mode[:, None]
-        log_pdf[large] = (
-            log_peak[:, None]
-            + clicks_side[:, None] * np.log1p(offset / mode[:, None])
-            + other_side[:, None] * np.log1p(-offset / (1 - mode[:, None]))
-        )
-    return log_pdf
-
-
-def beta_density(
-    a: np.ndarray | Sequence[float],
-    b: np.ndarray | Sequence[float],
-    x: np.ndarray | Sequence[float],
-) -> np.ndarray:
-    """Each Beta(a_i, b_i) density at every 0 < x < 1: shape (len(a), len(x)).
-
-    Accurate at large counts too (see :func:`_log_density`).  For a variant's
-    posterior pass a = 1 + clicks, b = 1 + impressions - clicks.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    x = np.asarray(x, dtype=np.float64)
-    with np.errstate(under="ignore"):
-        return np.exp(_log_density(a, b, x))
-
-
-def _stirling_delta(n: np.ndarray) -> np.ndarray:
-    """log n! - (n log n - n + log(2 pi n) / 2), for n >= 100."""
-    n2 = n * n
-    return (1 / 12 - (1 / 360 - 1 / (1260 * n2)) / n2) / n
-
-
-@dataclass(frozen=True)
-class _PosteriorComparison:
-    prob_best: np.ndarray
-    expected_loss: np.ndarray
-    #: Σ P(best) before normalising: 1 up to the truncation and quadrature error.
-    raw_total: float
-
-
-def _compare_posteriors(
-    impressions: np.ndarray,
-    clicks: np.ndarray,
-    panel_sds: float = _PANEL_SDS,
-    rule: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-) -> _PosteriorComparison:
-    """P(best) and expected loss under independent Beta(1 + k, 1 + n - k) posteriors.
-
-    ``panel_sds`` and ``rule`` exist so the tests can compare against a finer rule.
-    """
-    nodes, weights, partial = rule if rule is not None else (_GL_NODES, _GL_WEIGHTS, _GL_PARTIAL)
-    a = 1.0 + clicks
-    b = 1.0 + impressions - clicks
-    total = a + b
-    mean = a / total
-    sd = np.sqrt(a * b / (total**2 * (total + 1)))
-    # Upper quantile through the mirror image 1 - X ~ Beta(b, a): no 1 - 1e-12 rounding.
-    lo = special.betaincinv(a, b, _TAIL)
-    hi = 1.0 - special.betaincinv(b, a, _TAIL)
-    low_end, high_end = float(lo.max()), float(hi.max())
-
-    # Grid points: variant j's uniform grid over [lo_j, hi_j] ...
-    steps = np.maximum(1, np.ceil((hi - lo) / (panel_sds * sd))).astype(int)
-    owner = np.repeat(np.arange(len(a)), steps + 1)
-    fraction = np.concatenate([np.linspace(0.0, 1.0, s + 1) for s in steps.tolist()])
-    points = lo[owner] + fraction * (hi - lo)[owner]
-    # ... minus the points strictly inside a narrower variant's range.
-    index = np.arange(len(a))
-    # narrower[j, k]: variant k is narrower than j (equal widths: the lower index).
-    narrower = (sd[None, :] < sd[:, None]) | (
-        (sd[None, :] == sd[:, None]) & (index[None, :] < index[:, None])
-    )
-    inside = (lo[None, :] < points[:, None]) & (points[:, None] < hi[None, :]) & narrower[owner]
-    points = points[~inside.any(axis=1)]
-    breaks = np.unique(np.clip(np.concatenate([points, [low_end, high_end]]), low_end, high_end))
-    half_width = np.diff(breaks) / 2  # (P,)
-    x = (breaks[:-1, None] + half_width[:, None] * (nodes[None, :] + 1)).ravel()  # (P * m,)
-
-    with np.errstate(under="ignore"):
-        shape = (len(a), len(half_width), len(nodes))  # (variants, panels, nodes per panel)
-        pdf = np.exp(_log_density(a, b, x)).reshape(shape)
-        # CDFs: exact at L, then carried along by integrating the densities.
-        cdf_at_low_end = np.maximum(special.betainc(a, b, low_end), np.finfo(float).tiny)
-        panel_mass = half_width[None, :] * (pdf @ weights)  # (V, P)
-        before_panel = cdf_at_low_end[:, None] + np.concatenate(
-            [np.zeros((len(a), 1)), np.cumsum(panel_mass, axis=1)[:, :-1]], axis=1
-        )
-        within_panel = half_width[None, :, None] * (pdf @ partial.T)  # (V, P, m)
-        cdf = np.clip(before_panel[:, :, None] + within_panel, cdf_at_low_end[:, None, None], 1.0)
-        log_cdf = np.log(cdf).reshape(len(a), -1)  # (V, N)
-        log_max_cdf = log_cdf.sum(axis=0)  # log G, (N,)
-        # prod_{j != i} F_j = exp(log G - log F_i) <= 1.
-        others_below = np.exp(log_max_cdf[None, :] - log_cdf)
-        node_weights = (half_width[:, None] * weights[None, :]).ravel()
-        raw = (pdf.reshape(len(a), -1) * others_below) @ node_weights
-        expected_max = low_end + float(-np.expm1(log_max_cdf) @ node_weights)
-
-    raw_total = float(raw.sum())
-    prob_best = raw / raw_total
-    # E[M] >= every posterior mean; clip the last-bit rounding of the leader's loss.
-    expected_loss = np.maximum(expected_max - mean, 0.0)
-    return _PosteriorComparison(prob_best, expected_loss, raw_total)

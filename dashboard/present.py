@@ -1,28 +1,36 @@
-"""From a stats report to what an editor reads: formatted numbers and verdicts.
+"""Formatting for the templates: numbers, times and rows from a typed report.
 
-Pure functions over the stats document (``Service.report``) and audit
-entries; the templates only lay out what these return.
+The sentences come from :mod:`abtest.verdicts` (the one module that puts a
+report into words) and the answers (who leads, who is proven better) from
+:class:`abtest.report.Report`; this module lays them out as strings and
+dicts the templates print.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 from abtest import verdicts
+from abtest.model import DECIDED
+from abtest.report import ExperimentReport
 
 from . import charts
 
 __all__ = [
+    "DASH",
     "percent",
     "probability",
     "loss_per_thousand",
     "count",
     "age",
     "utc",
+    "clock",
+    "iso",
     "variant_rows",
-    "tests_view",
     "verdict_view",
+    "tests_view",
     "audit_rows",
     "listing_row",
 ]
@@ -43,28 +51,12 @@ def percent(value: float | None, decimals: int = 2) -> str:
 
 
 def probability(value: float | None) -> str:
-    """P(best) as editors read it: a percentage, never a false 0% or 100%."""
-    if value is None:
-        return DASH
-    if value >= 0.999:
-        return "> 99.9%"
-    if value <= 0.001:
-        return "< 0.1%"
-    if value >= 0.995 or value <= 0.005:
-        return f"{value * 100:.1f}%"
-    return f"{value * 100:.0f}%"
+    return DASH if value is None else verdicts.probability(value)
 
 
 def loss_per_thousand(value: float | None) -> str:
-    """Expected loss in clicks per 1,000 readers."""
-    if value is None:
-        return DASH
-    per_thousand = value * 1000
-    if per_thousand < 0.05:
-        return "< 0.1"
-    if per_thousand < 10:
-        return f"{per_thousand:.1f}"
-    return f"{per_thousand:.0f}"
+    """A loss in clicks per 1,000 readers."""
+    return DASH if value is None else verdicts.clicks_per_thousand(value)
 
 
 def count(value: int | None) -> str:
@@ -99,122 +91,125 @@ def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds")
 
 
-def _note(test: dict) -> str | None:
-    """Why a test has no result, for editors (the stats note is {"code", "message"} or None)."""
-    note = test.get("note")
-    return note["message"] if note else None
-
-
-def variant_rows(report: dict) -> list[dict]:
-    """One row per headline for the table."""
-    leader = verdicts.leader(report)
+def variant_rows(report: ExperimentReport) -> list[dict[str, Any]]:
+    """One row per headline for the table; the interval is the anytime-valid one."""
+    stats = report.stats
+    leader = stats.leader()
+    decided = report.status == DECIDED
     rows = []
-    for index, row in enumerate(report["variants"]):
-        ci = row.get("ctr_ci") or [None, None]
-        prob_best = row.get("prob_best")
+    for index, (variant, headline) in enumerate(zip(stats.variants, report.headlines, strict=True)):
+        seen = variant.impressions > 0
+        low, high = stats.sequential.cs[index]
         rows.append(
             {
                 "index": index,
-                "id": row["id"],
-                "label": verdicts.label(row["id"]),
-                "headline": row["headline"],
+                "id": report.variant_ids[index],
+                "label": report.label(index),
+                "headline": headline,
                 "swatch": charts.swatch(index),
-                "impressions": count(row["impressions"]),
-                "clicks": count(row["clicks"]),
-                "ctr": percent(row["ctr"]) if row["impressions"] else DASH,
-                "ctr_low": percent(ci[0]) if row["impressions"] else None,
-                "ctr_high": percent(ci[1]) if row["impressions"] else None,
-                "allocation": percent(row.get("allocation"), 1)
-                if row.get("allocation") is not None
-                else DASH,
-                "prob_best": probability(prob_best),
-                "prob_best_bar": round(56 * prob_best, 1) if prob_best is not None else 0,
-                "loss": loss_per_thousand(row.get("expected_loss")),
-                "leader": index == leader and report.get("status") != "decided",
-                "winner": report.get("status") == "decided" and row["id"] == report.get("winner"),
+                "impressions": count(variant.impressions),
+                "clicks": count(variant.clicks),
+                "ctr": percent(variant.ctr) if seen else DASH,
+                "ctr_low": percent(low) if seen else None,
+                "ctr_high": percent(high) if seen else None,
+                "allocation": percent(variant.allocation, 1),
+                "prob_best": probability(variant.prob_best),
+                "prob_best_bar": round(56 * variant.prob_best, 1),
+                "loss": loss_per_thousand(variant.expected_loss),
+                "leader": index == leader and not decided,
+                "winner": decided and index == report.winner_index,
             }
         )
     return rows
 
 
-def verdict_view(report: dict) -> dict:
-    """The headline verdict, and how settled it is (for its colour)."""
-    text = verdicts.overall(report)
-    rows = report["variants"]
-    if report.get("status") == "decided":
-        kind = "decided"
-    elif not any(row["clicks"] for row in rows):
-        kind = "waiting"
-    else:
-        leader = verdicts.leader(report)
-        beaten, open_ = verdicts.wins(report, leader) if leader is not None else ([], [""])
-        kind = "significant" if beaten and not open_ else "open"
-    return {"text": text, "kind": kind, "chi_square": verdicts.chi_square(report)}
+def verdict_view(
+    report: ExperimentReport, readers_per_second: float | None = None
+) -> dict[str, str | None]:
+    """The claim and the stop advice, and how settled the test is (for its colour)."""
+    said = verdicts.verdict(report, readers_per_second)
+    return {"claim": said.claim, "advice": said.advice, "kind": said.kind, "text": said.text}
 
 
-def tests_view(report: dict) -> dict:
-    chi = report["tests"]["chi_square"]
-    ids = [row["id"] for row in report["variants"]]
+def tests_view(report: ExperimentReport) -> dict[str, Any]:
+    """The detail table: the anytime-valid evidence, then the fixed-sample tests for reference."""
+    stats = report.stats
+    sequential = stats.sequential
+    chi = stats.chi_square
     pairs = []
-    for pair in report["tests"]["pairwise"]:
-        diff = pair.get("diff")
+    for test in stats.pairwise:
+        evidence_ab = sequential.evidence(test.a, test.b)
+        evidence_ba = sequential.evidence(test.b, test.a)
         pairs.append(
             {
-                "pair": f"{verdicts.label(ids[pair['a']])} vs {verdicts.label(ids[pair['b']])}",
-                "diff": DASH if diff is None else f"{diff * 100:+.2f} pp",
-                "z": DASH if pair.get("z") is None else f"{pair['z']:+.2f}",
-                "p": verdicts.format_p(pair.get("p_value")),
-                "p_holm": verdicts.format_p(pair.get("p_holm")),
-                "verdict": verdicts.pairwise(report, pair),
-                "note": _note(pair),
-                "significant": pair.get("p_holm") is not None
-                and pair["p_holm"] < report.get("alpha", 0.05),
+                "pair": f"{report.label(test.a)} vs {report.label(test.b)}",
+                "diff": DASH if test.diff is None else f"{test.diff * 100:+.2f} pp",
+                "z": DASH if test.z is None else f"{test.z:+.2f}",
+                "p": verdicts.format_p(test.p_value),
+                "p_holm": verdicts.format_p(test.p_holm),
+                "verdict": verdicts.pairwise(report, test),
+                "note": test.note.message if test.note else None,
+                "evidence": f"{_evidence(evidence_ab)} / {_evidence(evidence_ba)}",
+                "proven": sequential.beats(test.a, test.b) or sequential.beats(test.b, test.a),
             }
         )
     return {
-        "alpha": report.get("alpha", 0.05),
-        "level": verdicts.confidence_level(report),
+        "alpha": stats.alpha,
+        "level": stats.level,
+        "threshold": _evidence(sequential.threshold),
         "chi": {
-            "statistic": DASH if chi.get("statistic") is None else f"{chi['statistic']:.2f}",
-            "dof": DASH if chi.get("dof") is None else chi["dof"],
-            "p": verdicts.format_p(chi.get("p_value")),
+            "statistic": DASH if chi.statistic is None else f"{chi.statistic:.2f}",
+            "dof": chi.dof,
+            "p": verdicts.format_p(chi.p_value),
             "verdict": verdicts.chi_square(report),
-            "note": _note(chi),
+            "note": chi.note.message if chi.note else None,
         },
         "pairs": pairs,
     }
 
 
-def audit_rows(entries: list[dict]) -> list[dict]:
-    """Audit entries, newest first, with the stats at that moment in words."""
+def _evidence(value: float | None) -> str:
+    """An e-value: "0.31", "12", "4,500", "> 10^6"."""
+    if value is None or value >= 1e6:
+        return "> 10⁶"
+    if value < 10:
+        return f"{value:.2f}"
+    return f"{value:,.0f}"
+
+
+def audit_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Audit entries, newest first, with the numbers and the verdict at that moment."""
     rows = []
     for entry in entries:
-        stats = entry.get("stats") or {}
-        action = ACTIONS.get(entry.get("action"), str(entry.get("action", "")).capitalize())
-        if entry.get("action") == "decide" and entry.get("winner"):
-            action = f"Chose {verdicts.label(entry['winner'])} as the winner"
-        snapshot = []
-        for row in stats.get("variants", []):
-            snapshot.append(
-                {
-                    "label": verdicts.label(row.get("id", "?")),
-                    "impressions": count(row.get("impressions")),
-                    "clicks": count(row.get("clicks")),
-                    "ctr": percent(row.get("ctr")) if row.get("impressions") else DASH,
-                    "prob_best": probability(row.get("prob_best")),
-                }
-            )
+        action = ACTIONS.get(entry["action"], str(entry["action"]).capitalize())
+        if entry["action"] == "decide" and entry["winner"]:
+            action = f"Chose {entry['winner'].upper()} as the winner"
         try:
-            verdict_then = verdicts.overall(stats) if stats.get("variants") else None
-        except (KeyError, TypeError, IndexError):
-            verdict_then = None
+            then = ExperimentReport.from_json(entry["stats"])
+        except (KeyError, TypeError, ValueError, IndexError):
+            then = None  # a document this version can't read: show the action alone
+        snapshot = []
+        if then is not None:
+            for index, variant in enumerate(then.stats.variants):
+                snapshot.append(
+                    {
+                        "label": then.label(index),
+                        "impressions": count(variant.impressions),
+                        "clicks": count(variant.clicks),
+                        "ctr": percent(variant.ctr) if variant.impressions else DASH,
+                        "prob_best": probability(variant.prob_best),
+                    }
+                )
+        verdict_then = None
+        if then is not None and then.stats.decision is not None:
+            verdict_then = verdicts.verdict(then).claim
         rows.append(
             {
-                "when": utc(entry.get("at", 0), seconds=True),
-                "iso": iso(entry.get("at", 0)),
-                "editor": entry.get("editor", DASH),
+                "when": utc(entry["at"], seconds=True),
+                "iso": iso(entry["at"]),
+                "editor": entry["editor"],
                 "action": action,
-                "change": f"{entry.get('from', '?')} → {entry.get('status', '?')}",
+                "change": f"{entry['from']} → {entry['status']}",
                 "snapshot": snapshot,
                 "verdict": verdict_then,
             }
@@ -222,26 +217,23 @@ def audit_rows(entries: list[dict]) -> list[dict]:
     return rows
 
 
-def listing_row(report: dict, now: float) -> dict:
+def listing_row(report: ExperimentReport, now: float) -> dict[str, Any]:
     """One experiment on the list page."""
-    rows = report["variants"]
-    decided = report.get("status") == "decided" and report.get("winner")
-    index = (
-        [row["id"] for row in rows].index(report["winner"]) if decided else verdicts.leader(report)
-    )
-    lead = rows[index] if index is not None else None
+    stats = report.stats
+    decided = report.status == DECIDED and report.winner is not None
+    index = report.winner_index if decided else stats.leader()
     return {
-        "slug": report["experiment"],
-        "title": report.get("title") or report["experiment"],
-        "status": report["status"],
-        "variants": len(rows),
-        "lead_label": verdicts.label(lead["id"]) if lead else None,
-        "lead_headline": lead["headline"] if lead else None,
-        "lead_is_winner": bool(decided),
-        "lead_prob_best": probability(lead.get("prob_best")) if lead else DASH,
-        "impressions": count(sum(row["impressions"] for row in rows)),
-        "clicks": count(sum(row["clicks"] for row in rows)),
-        "age": age(now - report.get("created_at", now)),
-        "started": utc(report.get("created_at", now)),
+        "slug": report.slug,
+        "title": report.title or report.slug,
+        "status": report.status,
+        "variants": len(stats.variants),
+        "lead_label": None if index is None else report.label(index),
+        "lead_headline": None if index is None else report.headlines[index],
+        "lead_is_winner": decided,
+        "lead_prob_best": DASH if index is None else probability(stats.variants[index].prob_best),
+        "impressions": count(stats.impressions),
+        "clicks": count(stats.clicks),
+        "age": age(now - report.created_at),
+        "started": utc(report.created_at),
         "verdict": verdict_view(report),
     }

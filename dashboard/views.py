@@ -5,8 +5,10 @@ page polls.
 Every route but sign-in and the static files needs a signed-in editor
 (``session["editor"]``): pages redirect to the sign-in form, JSON under
 ``/dashboard/api/`` answers 401.  Every POST carries a CSRF token (Flask-WTF's
-``CSRFProtect``, set up in :func:`dashboard.init_app`).  The dashboard reads
-and acts only through :class:`abtest.service.Service`.
+``CSRFProtect``, set up in :func:`abtest.dashboard.init_app`).  The dashboard
+reads and acts only through :class:`abtest.service.Service`; chart data comes
+from :mod:`abtest.chartdata`, words from :mod:`abtest.verdicts` (through
+:mod:`.present`).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from flask import (
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from abtest import verdicts
-from abtest.model import Definition, InvalidExperiment
+from abtest import chartdata, verdicts
+from abtest.model import DECIDED, PAUSED, RUNNING, Definition, InvalidExperiment
 from abtest.service import ActionRefused, Service, UnknownExperiment
 
 from . import charts, present
@@ -163,7 +165,13 @@ def _refresh_seconds() -> float:
 
 @blueprint.context_processor
 def _template_context() -> dict:
-    return {"every": _every(), "editor": g.get("editor")}
+    return {
+        "every": _every(),
+        "editor": g.get("editor"),
+        "RUNNING": RUNNING,
+        "PAUSED": PAUSED,
+        "DECIDED": DECIDED,
+    }
 
 
 def _alpha() -> float:
@@ -263,10 +271,7 @@ def api_experiments():
     return jsonify(
         updated_at=present.iso(listing["updated_at"]),
         updated_at_text=present.clock(listing["updated_at"]),
-        experiments=[
-            {k: v for k, v in row.items() if k != "verdict"} | {"verdict": row["verdict"]["text"]}
-            for row in listing["rows"]
-        ],
+        experiments=[row | {"verdict": row["verdict"]["text"]} for row in listing["rows"]],
         fragments={"list": html},
     )
 
@@ -284,29 +289,37 @@ def _page_model(slug: str) -> dict:
     retention = (
         service.minute_retention if series["resolution"] == "minute" else service.hour_retention
     )
-    timeline = charts.build_timeline(
+    timeline = chartdata.build_timeline(
         series,
         created_at=experiment.created_at,
         now=now,
-        counting=experiment.status != "decided",
+        counting=experiment.status != DECIDED,
         totals=(experiment.impressions, experiment.clicks),
         window_start=now - retention,
     )
-    labels = [verdicts.label(v) for v in experiment.variant_ids]
-    headlines = list(experiment.definition.headlines)
+    labels = [report.label(index) for index in range(len(report.variant_ids))]
+    stats = report.stats
     return {
         "experiment": experiment,
         "report": report,
         "rows": present.variant_rows(report),
-        "verdict": present.verdict_view(report),
+        "verdict": present.verdict_view(report, timeline.readers_per_second()),
         "tests": present.tests_view(report),
         "audit": present.audit_rows(service.audit(slug, limit=50)),
         "charts": {
-            "ctr": charts.ctr_chart(timeline, labels, alpha=report["alpha"], headlines=headlines),
+            "ctr": charts.ctr_chart(
+                timeline,
+                chartdata.bands(timeline, stats.alpha),
+                labels,
+                level=stats.level,
+                headlines=report.headlines,
+            ),
             "share": charts.share_chart(timeline, labels),
-            "posterior": charts.posterior_chart(experiment.impressions, experiment.clicks, labels),
+            "posterior": charts.posterior_chart(
+                chartdata.curves(experiment.impressions, experiment.clicks), labels
+            ),
         },
-        "level": verdicts.confidence_level(report),
+        "level": stats.level,
         "age": present.age(now - experiment.created_at),
         "started": present.utc(experiment.created_at),
         "updated_at": now,
@@ -345,7 +358,7 @@ def api_experiment(slug: str):
         updated_at=present.iso(model["updated_at"]),
         updated_at_text=model["updated"],
         verdict=model["verdict"]["text"],
-        report=model["report"],
+        report=model["report"].to_json(),
         fragments=fragments,
     )
 
@@ -368,33 +381,26 @@ def decide(slug: str):
             flash(f"Nothing changed: {refused}.", "error")
             return _back_to(slug)
         flash(
-            f"{verdicts.label(variant)} is the winner. Every reader now gets "
+            f"{variant.upper()} is the winner. Every reader now gets "
             f"“{decided.definition.headline(variant)}”.",
             "success",
         )
         return _back_to(slug)
 
     report = service.report(slug, alpha=_alpha(), experiment=experiment)
-    leader = verdicts.leader(report)
+    leader = report.stats.leader()
     if variant not in experiment.variant_ids:
         variant = experiment.variant_ids[leader if leader is not None else 0]
     index = experiment.variant_ids.index(variant)
-    beaten, open_ = verdicts.wins(report, index)
     rows = present.variant_rows(report)
     return render_template(
         "dashboard_decide.html",
         experiment=experiment,
-        report=report,
         rows=rows,
         chosen=rows[index],
+        choice=verdicts.choice(report, index),
         verdict=present.verdict_view(report),
-        significant=bool(beaten) and not open_,
-        beaten=[(name, verdicts.format_p(p)) for name, p in beaten],
-        open_text=verdicts.join_words(open_),
-        beaten_text=verdicts.join_words([name for name, _ in beaten]),
-        alpha_text=f"{100 * report['alpha']:g}%",
-        leader=rows[leader] if leader is not None else None,
-        level=verdicts.confidence_level(report),
+        level=report.stats.level,
         refresh_seconds=_refresh_seconds(),
     )
 
@@ -483,6 +489,8 @@ COUNTS_COLUMNS = (
     "ctr",
     "ctr_low",
     "ctr_high",
+    "anytime_low",
+    "anytime_high",
     "allocation",
     "prob_best",
     "expected_loss_per_1000",
@@ -534,21 +542,25 @@ def _resolution() -> str | None:
 def export_counts_csv(slug: str):
     experiment = _experiment_or_404(slug)
     report = _service().report(slug, alpha=_alpha(), experiment=experiment)
+    stats = report.stats
     rows = []
-    for row in report["variants"]:
-        low, high = row.get("ctr_ci") or (None, None)
+    for index, variant in enumerate(stats.variants):
+        low, high = variant.ctr_ci or (None, None)
+        cs_low, cs_high = stats.sequential.cs[index] if variant.impressions else (None, None)
         rows.append(
             [
-                row["id"],
-                _cell(row["headline"]),
-                row["impressions"],
-                row["clicks"],
-                _number(row["ctr"]),
+                report.variant_ids[index],
+                _cell(report.headlines[index]),
+                variant.impressions,
+                variant.clicks,
+                _number(variant.ctr),
                 _number(low),
                 _number(high),
-                _number(row.get("allocation")),
-                _number(row.get("prob_best")),
-                _number(None if row.get("expected_loss") is None else 1000 * row["expected_loss"]),
+                _number(cs_low),
+                _number(cs_high),
+                _number(variant.allocation),
+                _number(variant.prob_best),
+                _number(1000 * variant.expected_loss),
             ]
         )
     return _csv(slug, "counts", COUNTS_COLUMNS, rows)
@@ -586,7 +598,7 @@ def export_json(slug: str):
     experiment = _experiment_or_404(slug)
     document = {
         "exported_at": present.iso(service.clock()),
-        "stats": service.report(slug, alpha=_alpha(), experiment=experiment),
+        "stats": service.report(slug, alpha=_alpha(), experiment=experiment).to_json(),
         "series": service.series(slug, resolution=_resolution()),
         "audit": service.audit(slug),
     }

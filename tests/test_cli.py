@@ -88,10 +88,26 @@ def test_stats_table_and_json(runner, client, service):
     table = runner.invoke(main, ["stats", SLUG])
     assert table.exit_code == 0, table.output
     assert "P(best)" in table.output and "Verdict:" in table.output
+    assert "anytime interval" in table.output
+    assert "Fixed-sample tests, for reference" in table.output
     for text in HEADLINES:
         assert text in table.output
     document = json.loads(runner.invoke(main, ["stats", SLUG, "--json"]).output)
-    assert document == service.report(SLUG) | {"created_at": document["created_at"]}
+    assert document == service.report(SLUG).to_json()
+    assert list(document) == [
+        "experiment",
+        "title",
+        "status",
+        "winner",
+        "created_at",
+        "variants",
+        "tests",
+        "decision",
+        "alpha",
+        "notes",
+    ]
+    assert [row["id"] for row in document["variants"]] == ["a", "b", "c"]
+    assert list(document["tests"]) == ["chi_square", "pairwise", "sequential"]
     assert sum(v["clicks"] for v in document["variants"]) == 1
 
 

@@ -20,14 +20,16 @@ from helpers import HEADLINES, SLUG, story_headline, teasers, totals
 from werkzeug.security import generate_password_hash
 
 from abtest import create_app
-from dashboard import charts
-from dashboard.auth import safe_next
+from abtest import chartdata
+from abtest.dashboard.auth import safe_next
 
 BROWSER = {
     "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
 }
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 PASSWORD = "correct horse"
+#: Any of the verdict's claims once readers have clicked.
+VERDICT = re.compile(r"leads so far|is proven better than|perform about the same")
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -381,10 +383,9 @@ def test_experiments_list_shows_status_leader_counts_and_verdict(editor, new_cli
     impressions, clicks = totals(service)
     assert "Running" in page.text
     assert f">{sum(impressions):,}<" in page.text and f">{sum(clicks):,}<" in page.text
-    assert re.search(r"(leads; not yet significant|is better than)", page.text)
+    assert re.search(VERDICT, page.text)
     report = service.report(SLUG)
-    leader = max(report["variants"], key=lambda row: row["prob_best"])
-    assert leader["headline"] in page.text
+    assert report.headlines[report.stats.leader()] in page.text
     data = editor.get("/dashboard/api/experiments").json
     (row,) = data["experiments"]
     assert row["slug"] == SLUG and row["status"] == "running"
@@ -404,7 +405,8 @@ def test_experiment_page_renders_table_tests_and_charts_without_javascript(
         assert cell(page.text, f"clicks-{variant}") == f"{clicks[index]:,}"
         assert HEADLINES[index] in page.text
     assert cell(page.text, "impressions-total") == f"{sum(impressions):,}"
-    assert "95% interval" in page.text and "clicks per 1,000 readers" in page.text
+    assert "anytime interval" in page.text and "clicks per 1,000 readers" in page.text
+    assert "fixed-sample tests, for reference" in page.text
     assert "P(best)" in page.text and "Share of traffic" in page.text
     assert "Pearson chi-square" in page.text and "Holm" in page.text
     for chart in ("chart-ctr", "chart-share", "chart-posterior"):
@@ -428,11 +430,8 @@ def test_live_endpoint_sends_the_stats_and_rerendered_fragments(editor, new_clie
     assert cell(second["fragments"]["table"], "impressions-total") == f"{sum(impressions):,}"
     assert first["fragments"]["table"] != second["fragments"]["table"]
     assert second["updated_at"].endswith("+00:00") and second["updated_at_text"].endswith("UTC")
-    assert (
-        "leads" in second["verdict"]
-        or "better" in second["verdict"]
-        or "No clicks" in second["verdict"]
-    )
+    assert VERDICT.search(second["verdict"]) or "No clicks" in second["verdict"]
+    assert second["report"]["decision"]["leader"] in ("a", "b", "c")
 
 
 def test_page_polls_at_the_configured_interval(app, editor):
@@ -494,7 +493,9 @@ def test_choosing_the_winner_through_the_confirmation(editor, new_client, servic
     assert confirm.status_code == 200
     assert "Choose B as the winner?" in confirm.text
     assert "Current verdict:" in confirm.text
-    assert "Warning: this is not yet significant." in confirm.text
+    assert "Warning: B may not be the best headline." in confirm.text
+    assert "The test has not proven B better than" in confirm.text
+    assert "If it isn&#39;t, choosing it costs" in confirm.text
     assert HEADLINES[1] in confirm.text
     assert status_of(service) == ("running", None)  # looking is not deciding
 
@@ -525,7 +526,7 @@ def test_choosing_the_winner_through_the_confirmation(editor, new_client, servic
     assert status_of(service) == ("decided", "b") and len(service.audit(SLUG)) == 1
 
 
-def test_confirmation_without_warning_when_significant(editor, service):
+def test_confirmation_without_warning_when_proven(editor, service):
     # A clear result written straight into Redis (as if many readers had come).
     store = service.store
     store.record_impressions([(SLUG, "a")] * 1500 + [(SLUG, "b")] * 1500 + [(SLUG, "c")] * 1500)
@@ -534,11 +535,13 @@ def test_confirmation_without_warning_when_significant(editor, service):
             assert store.record_click(SLUG, variant, f"{variant}{number}", 3600).counted
     page = editor.get(f"/dashboard/{SLUG}/decide?variant=b").text
     assert "Warning" not in page
-    assert "significantly better than every other headline" in page
-    assert "B is better than A and C" in page
-    # Choosing the trailing headline still warns, and names the leader.
+    assert "B is proven better than every other headline." in page
+    assert "Current verdict: B is proven better than A and C." in page
+    assert "Safe to stop: choosing B now costs" in page
+    # Choosing a trailing headline warns, and names the proven winner.
     page = editor.get(f"/dashboard/{SLUG}/decide?variant=a").text
-    assert "Warning: this is not yet significant." in page and "B currently leads" in page
+    assert "Warning: A may not be the best headline." in page
+    assert "B is proven better than every other headline." in page
 
 
 def test_decide_refuses_an_unknown_variant(editor, service):
@@ -711,7 +714,7 @@ def test_series_counts_per_interval_sum_to_the_totals(editor, new_client, servic
 
     # The charts' cumulative line ends exactly at the totals.
     experiment = service.store.get(SLUG)
-    timeline = charts.build_timeline(
+    timeline = chartdata.build_timeline(
         service.series(SLUG), created_at=experiment.created_at, now=service.clock(), counting=True
     )
     _, last_impressions, last_clicks = timeline.cumulative()[-1]
@@ -725,30 +728,11 @@ def test_csv_export_defuses_spreadsheet_formulas(editor):
     assert [row["headline"] for row in rows] == ['\'=HYPERLINK("http://x")', "'+1 for budget"]
 
 
-# -- the charts on their own -------------------------------------------------------------------
-
-
-def test_charts_before_any_reader_say_so():
-    series = {"interval_seconds": 60, "variants": ["a", "b"], "points": []}
-    timeline = charts.build_timeline(series, created_at=1000.0, now=1030.0, counting=True)
-    svg = charts.ctr_chart(timeline, ["A", "B"])
-    assert "No readers yet" in svg and "Time (UTC)" in svg
-    assert "No readers yet" in charts.share_chart(timeline, ["A", "B"])
-    assert "<path" in charts.posterior_chart([0, 0], [0, 0], ["A", "B"])
-
-
-def test_timeline_regroups_long_series_into_few_buckets():
-    start = 1_700_000_000.0
-    points = [{"t": start + 60 * m, "impressions": [2, 1], "clicks": [1, 0]} for m in range(2000)]
-    series = {"interval_seconds": 60, "variants": ["a", "b"], "points": points}
-    timeline = charts.build_timeline(series, created_at=start, now=start + 60 * 2000, counting=True)
-    assert len(timeline.buckets) <= 120
-    assert sum(b.impressions[0] for b in timeline.buckets) == 4000
-    assert timeline.cumulative()[-1][1] == (4000, 2000)
+# -- sign-in throttle ------------------------------------------------------------------------
 
 
 def test_the_sign_in_lock_lifts_after_its_window():
-    from dashboard.auth import SignInThrottle
+    from abtest.dashboard.auth import SignInThrottle
 
     now = [1000.0]
     throttle = SignInThrottle(failures=2, window=60, clock=lambda: now[0])

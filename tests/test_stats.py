@@ -9,17 +9,19 @@ imports R, statsmodels or mpmath):
   ``proportion_confint(method="wilson")`` and ``multipletests(method="holm")``,
   printed with ``repr(float(...))``.  R gives the same numbers (``prop.test``
   with ``correct = FALSE``, ``p.adjust(p, "holm")``).
-* mpmath 1.3.0 at 30 digits, run once by hand: P(best) = ∫ f_i Π_{j≠i} F_j and
-  E[max] = ∫ (1 - Π F_j) over [0, 1], ``mp.quad`` split at every posterior's
-  mean ± k sd/2 (k = -12..12), with ``mp.betainc(..., regularized=True)``.
+* mpmath at 30 digits for P(best) and expected loss (tests/test_posterior.py).
+* Exact rational arithmetic (fractions) for the z-test at 10^9 impressions.
 * Closed forms and seeded Monte Carlo computed in the tests themselves.
 """
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import json
 import re
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -28,7 +30,7 @@ from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
 from abtest import stats
-from abtest.stats import analyze
+from abtest.stats import analyze, build_report
 
 #: Every number checked against R or statsmodels must match to this relative error.
 REL = 1e-9
@@ -200,133 +202,24 @@ def test_wilson_interval_matches_statsmodels(clicks, impressions, alpha, expecte
     assert row["ctr_ci"] == approx(list(expected))
 
 
-# -- P(best) and expected loss -----------------------------------------------------
+# -- P(best) and expected loss (the quadrature itself: tests/test_posterior.py) -------------
+
+
+def test_prob_best_and_expected_loss_in_the_document_match_mpmath():
+    # mpmath, 30 digits (tests/test_posterior.py says how).
+    document = analyze([1000, 1000, 1200], [30, 40, 45])
+    assert column(document, "prob_best") == pytest.approx(
+        [0.054921062188375745, 0.59238650573649459, 0.35269243207512966], abs=1e-9
+    )
+    assert column(document, "expected_loss") == pytest.approx(
+        [0.01232251238432865, 0.002342472464168969, 0.0049910853880715798], abs=1e-9
+    )
 
 
 def test_prob_best_in_the_millions_is_one_and_zero():
     document = analyze([1_208_298, 720_473], [160_605, 68_610])
     assert column(document, "prob_best") == pytest.approx([1.0, 0.0], abs=1e-3)
     assert document["variants"][0]["expected_loss"] == pytest.approx(0.0, abs=1e-12)
-
-
-@pytest.mark.parametrize(
-    "impressions, clicks, prob_best, expected_loss",
-    [
-        # mpmath, 30 digits (see the module docstring).
-        (
-            (86, 93, 136, 82),
-            (83, 90, 129, 70),
-            (0.3939380171154449, 0.47046226984081879, 0.13549005623173528, 0.0001096568120010313),
-            (0.015054180291609563, 0.011704897994958845, 0.027570649329817732, 0.12436153959896887),
-        ),
-        (
-            (1000, 1000, 1200),
-            (30, 40, 45),
-            (0.054921062188375745, 0.59238650573649459, 0.35269243207512966),
-            (0.01232251238432865, 0.002342472464168969, 0.0049910853880715798),
-        ),
-        (
-            (0, 10, 25),
-            (0, 2, 3),
-            (0.73370739160212844, 0.21891473516860514, 0.047377873229266418),
-            (0.041296442225234795, 0.29129644222523479, 0.39314829407708665),
-        ),
-    ],
-)
-def test_prob_best_and_expected_loss_match_mpmath(impressions, clicks, prob_best, expected_loss):
-    # The contract is 1e-3; the method does far better, and this would catch a
-    # regression long before it mattered.
-    document = analyze(impressions, clicks)
-    assert column(document, "prob_best") == pytest.approx(prob_best, abs=1e-9)
-    assert column(document, "expected_loss") == pytest.approx(expected_loss, abs=1e-9)
-
-
-@pytest.mark.parametrize(
-    "a, b, expected",
-    [
-        # (impressions, clicks) of A and B, and P(X_B > X_A) by Evan Miller's closed
-        # form ("Formulas for Bayesian A/B testing", 2015), with integer alpha_B:
-        #   P = Σ_{i < alpha_B} B(alpha_A + i, beta_A + beta_B)
-        #                       / ((beta_B + i) B(1 + i, beta_B) B(alpha_A, beta_A)),
-        # summed in mpmath at 30 digits from T_0 = B(alpha_A, beta_A + beta_B) / B(alpha_A, beta_A)
-        # by the exact ratio T_{i+1} / T_i = (alpha_A + i)(beta_B + i)
-        #                                     / ((alpha_A + beta_A + beta_B + i)(1 + i)).
-        # (The same sum in float64 is off by 2e-9 at a million impressions.)
-        ((1000, 30), (1000, 40), 0.88666654552304498331),
-        ((0, 0), (10, 3), 0.33333333333333333333),
-        ((5, 0), (200, 1), 0.057267482763472632616),
-        ((50_000, 2_000), (52_000, 2_150), 0.86158754469246216485),
-        ((1_000_000, 100_000), (1_000_000, 100_300), 0.76010308797004823341),
-        ((10, 10), (40, 39), 0.61840120663650075415),
-    ],
-)
-def test_two_variant_prob_best_matches_closed_form(a, b, expected):
-    document = analyze([a[0], b[0]], [a[1], b[1]])
-    assert column(document, "prob_best") == pytest.approx([1 - expected, expected], abs=1e-9)
-
-
-@pytest.mark.parametrize(
-    "count, impressions, clicks",
-    [
-        (2, 0, 0),
-        (3, 1000, 30),
-        (5, 7, 7),
-        (26, 0, 0),
-        (26, 5000, 120),
-        (26, 10**8, 5 * 10**6),
-        (26, 10**8, 0),
-    ],
-)
-def test_identical_variants_are_equally_likely_best(count, impressions, clicks):
-    document = analyze([impressions] * count, [clicks] * count)
-    assert column(document, "prob_best") == approx([1 / count] * count, rel=1e-12)
-    assert len(set(column(document, "expected_loss"))) == 1
-
-
-def test_prob_best_at_10_to_the_8_matches_monte_carlo():
-    # 26 variants, 75M to 100M impressions, CTRs 2e-6 apart (a tenth of a
-    # posterior sd): P(best) spreads over all of them.
-    impressions = [10**8 - 10**6 * i for i in range(26)]
-    clicks = [round(n * (0.05 + 2e-6 * i)) for i, n in enumerate(impressions)]
-    document = analyze(impressions, clicks)
-    prob_best = np.array(column(document, "prob_best"))
-    expected_loss = np.array(column(document, "expected_loss"))
-
-    # 2,000,000 exact Beta draws per variant in chunks of 200,000, seeded.  The
-    # standard error of a frequency is <= sqrt(0.25 / 2e6) = 3.5e-4, so 0.002 is
-    # a 5.7-sigma bound; for E[max] the standard error is ~2e-5 / sqrt(2e6) = 1.4e-8.
-    rng = np.random.default_rng(20261129)
-    clicks_array, impressions_array = np.array(clicks, float), np.array(impressions, float)
-    alpha, beta = 1.0 + clicks_array, 1.0 + impressions_array - clicks_array
-    wins = np.zeros(len(impressions))
-    max_total, draws = 0.0, 0
-    for _ in range(10):
-        sample = rng.beta(alpha[:, None], beta[:, None], size=(len(impressions), 200_000))
-        wins += np.bincount(sample.argmax(axis=0), minlength=len(impressions))
-        max_total += sample.max(axis=0).sum()
-        draws += sample.shape[1]
-    assert prob_best == pytest.approx(wins / draws, abs=0.002)
-    assert prob_best.sum() == pytest.approx(1.0, abs=1e-12)
-    assert 0.1 < prob_best.max() < 0.3  # genuinely spread, not a one-horse race
-    monte_carlo_loss = max_total / draws - alpha / (alpha + beta)
-    assert expected_loss == pytest.approx(monte_carlo_loss, abs=1e-7)
-
-
-@pytest.mark.parametrize(
-    "impressions, clicks",
-    [
-        ([10**8 - 10**6 * i for i in range(26)], [5 * 10**6 + 3000 * i for i in range(26)]),
-        ([1_208_298, 720_473], [160_605, 68_610]),
-        ([0, 1, 10**8, 10**4], [0, 1, 10**7, 1000]),
-        ([0] * 26, [0] * 26),
-    ],
-)
-def test_prob_best_integrates_to_one_before_normalising(impressions, clicks):
-    # Σ P(best) = ∫ d(Π F_j) = 1: the raw integrals' sum is an error estimate.
-    comparison = stats._compare_posteriors(
-        np.array(impressions, dtype=float), np.array(clicks, dtype=float)
-    )
-    assert comparison.raw_total == pytest.approx(1.0, abs=1e-9)
 
 
 # -- properties ------------------------------------------------------------------
@@ -353,10 +246,15 @@ def experiments(draw, max_variants=8):
 PROPERTIES = settings(max_examples=80, deadline=None)
 
 
+def stats_document(impressions, clicks, alpha=0.05):
+    """The stats document without the decision's forecast (a simulation, tested on its own)."""
+    return build_report(impressions, clicks, alpha, forecast=False).to_json()
+
+
 @PROPERTIES
 @given(experiments(max_variants=26))
 def test_prob_best_is_a_distribution(counts):
-    prob_best = column(analyze(*counts), "prob_best")
+    prob_best = column(stats_document(*counts), "prob_best")
     assert sum(prob_best) == pytest.approx(1.0, abs=1e-9)
     assert all(0.0 <= p <= 1.0 for p in prob_best)
 
@@ -365,7 +263,7 @@ def test_prob_best_is_a_distribution(counts):
 @given(experiments())
 def test_expected_loss_differences_are_posterior_mean_differences(counts):
     impressions, clicks = counts
-    loss = column(analyze(impressions, clicks), "expected_loss")
+    loss = column(stats_document(impressions, clicks), "expected_loss")
     means = posterior_means(impressions, clicks)
     assert all(value >= 0.0 for value in loss)
     for i, j in itertools.combinations(range(len(loss)), 2):
@@ -377,7 +275,7 @@ def test_expected_loss_differences_are_posterior_mean_differences(counts):
 @PROPERTIES
 @given(experiments(), st.floats(1e-300, 0.999))
 def test_ctr_lies_in_its_interval(counts, alpha):
-    for row in analyze(*counts, alpha=alpha)["variants"]:
+    for row in stats_document(*counts, alpha=alpha)["variants"]:
         if row["impressions"] == 0:
             assert row["ctr_ci"] is None and row["ctr"] == 0.0
             continue
@@ -392,7 +290,7 @@ def test_ctr_lies_in_its_interval(counts, alpha):
 )
 def test_wilson_interval_is_scipys(counts, alpha):
     n, k = counts
-    row = analyze([n, n], [k, k], alpha=alpha)["variants"][0]
+    row = stats_document([n, n], [k, k], alpha=alpha)["variants"][0]
     interval = scipy_stats.binomtest(k, n).proportion_ci(1 - alpha, method="wilson")
     assert row["ctr_ci"] == approx([interval.low, interval.high], rel=1e-12, absolute=1e-300)
 
@@ -410,8 +308,8 @@ def test_extreme_alpha_still_gives_finite_intervals(alpha):
 @given(experiments(), st.floats(0.001, 0.3), st.floats(0.001, 0.3))
 def test_larger_alpha_gives_narrower_intervals(counts, first, second):
     narrow_alpha, wide_alpha = max(first, second), min(first, second)
-    narrow = analyze(*counts, alpha=narrow_alpha)["variants"]
-    wide = analyze(*counts, alpha=wide_alpha)["variants"]
+    narrow = stats_document(*counts, alpha=narrow_alpha)["variants"]
+    wide = stats_document(*counts, alpha=wide_alpha)["variants"]
     for narrow_row, wide_row in zip(narrow, wide, strict=True):
         if narrow_row["ctr_ci"] is None:
             continue
@@ -422,7 +320,7 @@ def test_larger_alpha_gives_narrower_intervals(counts, first, second):
 @PROPERTIES
 @given(experiments())
 def test_p_values_are_probabilities_and_holm_only_raises_them(counts):
-    tests = analyze(*counts)["tests"]
+    tests = stats_document(*counts)["tests"]
     chi_p = tests["chi_square"]["p_value"]
     assert chi_p is None or 0.0 <= chi_p <= 1.0
     defined = [p for p in tests["pairwise"] if p["p_value"] is not None]
@@ -439,8 +337,8 @@ def test_permuting_variants_permutes_the_document(counts, random):
     impressions, clicks = counts
     order = list(range(len(impressions)))
     random.shuffle(order)  # new position p holds old variant order[p]
-    before = analyze(impressions, clicks)
-    after = analyze([impressions[i] for i in order], [clicks[i] for i in order])
+    before = stats_document(impressions, clicks)
+    after = stats_document([impressions[i] for i in order], [clicks[i] for i in order])
 
     for position, old in enumerate(order):
         row, old_row = after["variants"][position], before["variants"][old]
@@ -471,7 +369,7 @@ def test_permuting_variants_permutes_the_document(counts, random):
 @PROPERTIES
 @given(experiments(max_variants=26))
 def test_document_is_strict_json(counts):
-    document = analyze(*counts)
+    document = stats_document(*counts)
     text = json.dumps(document, allow_nan=False)
     assert json.loads(text) == document
 
@@ -590,10 +488,67 @@ def test_invalid_alpha_raises_value_error(alpha):
         analyze([10, 10], [1, 2], alpha=alpha)
 
 
-def test_beta_density_integrates_to_one():
-    from abtest.stats import beta_density
+# -- precision ----------------------------------------------------------------------
 
-    steps = 20_000
-    grid = (np.arange(steps) + 0.5) / steps
-    densities = beta_density([1, 3, 120, 2000], [1, 40, 2000, 30000], grid)
-    assert np.allclose(densities.sum(axis=1) / steps, 1.0, atol=2e-3)
+
+def test_the_z_test_at_a_billion_impressions_is_exact():
+    # One click apart at 10^9 impressions each: ctr_b - ctr_a cancels in floats.
+    # Exact: diff = 1/10^9, pooled p = (10^9 + 1) / (2 10^9), z = diff / sqrt(p (1 - p) 2 / 10^9),
+    # evaluated in rationals and 40-digit decimals.
+    n, k = 10**9, 5 * 10**8
+    diff = Fraction(k + 1, n) - Fraction(k, n)
+    pooled = Fraction(2 * k + 1, 2 * n)
+    variance = pooled * (1 - pooled) * Fraction(2, n)
+    with decimal.localcontext() as context:
+        context.prec = 40
+        exact_z = (Decimal(diff.numerator) / Decimal(diff.denominator)) / (
+            Decimal(variance.numerator) / Decimal(variance.denominator)
+        ).sqrt()
+    test = pair(analyze([n, n], [k, k + 1]), 0, 1)
+    assert test["diff"] == float(diff)
+    assert test["z"] == pytest.approx(float(exact_z), rel=1e-13)
+    assert float(exact_z) == pytest.approx(4.4721359550e-05, rel=1e-10)  # issue #13's figure
+
+
+# -- the anytime-valid tests and the decision in the document --------------------------
+
+
+def test_the_document_carries_the_sequential_tests_and_the_decision_in_order():
+    document = analyze([30000] * 3, [600, 640, 570])
+    assert list(document) == ["variants", "tests", "decision", "alpha", "notes"]
+    assert list(document["tests"]) == ["chi_square", "pairwise", "sequential"]
+    sequential = document["tests"]["sequential"]
+    assert list(sequential) == ["cs", "e_values", "threshold", "call"]
+    assert sequential["threshold"] == pytest.approx(2 / 0.05)
+    assert [(p["a"], p["b"]) for p in sequential["e_values"]] == [(0, 1), (0, 2), (1, 2)]
+    assert sequential["call"] == {"winner": None, "proven": False}
+    for (low, high), row in zip(sequential["cs"], document["variants"], strict=True):
+        # The anytime interval at alpha / K is wider than the fixed-sample one at alpha.
+        assert low < row["ctr_ci"][0] <= row["ctr"] <= row["ctr_ci"][1] < high
+    assert list(document["decision"]) == [
+        "leader",
+        "expected_loss",
+        "loss_if_not_best",
+        "safe_to_stop",
+        "threshold",
+        "readers_to_call",
+    ]
+    json.dumps(document, allow_nan=False)
+
+
+def test_the_decision_s_two_losses_are_issue_13s():
+    # Issue #13: B has P(best) 0.864, costs 0.08 clicks per 1,000 readers
+    # unconditionally and 0.57 given it is not the best (E[loss] / (1 - P(best))).
+    report = build_report([30000] * 3, [600, 640, 570], forecast=False)
+    decision = report.decision
+    assert decision.leader == 1
+    assert report.variants[1].prob_best == pytest.approx(0.864, abs=5e-4)
+    assert 1000 * decision.expected_loss == pytest.approx(0.08, abs=0.005)
+    assert 1000 * decision.loss_if_not_best == pytest.approx(0.57, abs=0.005)
+    assert report.variants[1].loss_if_not_best == pytest.approx(decision.loss_if_not_best)
+
+
+def test_a_clear_winner_is_proven_and_named_by_index():
+    document = analyze([1500, 1500, 1500], [30, 120, 35])
+    assert document["tests"]["sequential"]["call"] == {"winner": 1, "proven": True}
+    assert document["decision"]["leader"] == 1 and document["decision"]["safe_to_stop"]

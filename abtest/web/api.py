@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, jsonify, request, session
 
 from ..service import UnknownExperiment
 from . import context
-from .reader import article_path, click_path
+from .shortcuts import ReaderResponse, article_path, click_path
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -17,7 +17,7 @@ blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 def assignment(slug: str):
     state = context.reader()
     try:
-        (chosen,) = state.service.assign(state.visitor, [slug], count=state.counts)
+        (chosen,) = state.assign([slug])
     except UnknownExperiment:
         abort(404, description=f"no experiment {slug!r}")
     base = request.host_url[:-1] + request.script_root  # url_for(..., _external=True)'s
@@ -33,7 +33,7 @@ def assignment(slug: str):
     }
     # jsonify's compact document, sent with its headers as they are (see ReaderResponse).
     body = current_app.json.dumps(document, separators=(",", ":")) + "\n"
-    return context.finish(state, context.ReaderResponse(body, mimetype="application/json"))
+    return context.finish(state, ReaderResponse(body, mimetype="application/json"))
 
 
 def editor_allowed() -> bool:
