@@ -13,7 +13,6 @@ from flask import Flask
 from .config import ConfigError, Settings
 from .service import Service
 from .store import StoreError, connect
-from .tokens import VisitorCookies
 
 __all__ = ["create_app", "Settings", "ConfigError", "__version__"]
 __version__ = "0.1.0"
@@ -37,9 +36,9 @@ def create_app(settings: Settings | None = None, redis=None) -> Flask:
             )
         redis = connect(settings.redis_url, settings.redis_timeout)
 
-    from .web import App, register
+    from .web import register
 
-    app = App(__name__, template_folder="web/templates", static_folder="web/static")
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -51,7 +50,6 @@ def create_app(settings: Settings | None = None, redis=None) -> Flask:
     app.extensions["abtest"] = {
         "settings": settings,
         "service": service,
-        "visitor_cookies": VisitorCookies(settings.secret_key),
     }
     if settings.load_seed:
         try:

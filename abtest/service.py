@@ -9,7 +9,6 @@ of the experiments.  No Flask here: the web layer turns HTTP into calls on
 
 from __future__ import annotations
 
-import copy
 import hmac
 import logging
 import time
@@ -20,6 +19,7 @@ import numpy as np
 
 from .forks import reset_after_fork
 from .model import DECIDED, PAUSED, RUNNING, Definition, Experiment, seed_definition
+from .report import ExperimentReport
 from .snapshot import Entry, Snapshot
 from .store import RedisStore, StoreError, counts_tuple
 from .tokens import (
@@ -342,8 +342,10 @@ class Service:
         self.snapshot.put(*experiments)
         return experiments
 
-    def report(self, slug: str, alpha: float = 0.05, experiment: Experiment | None = None) -> dict:
-        """The stats document for one experiment, with its identity and variants named."""
+    def report(
+        self, slug: str, alpha: float = 0.05, experiment: Experiment | None = None
+    ) -> ExperimentReport:
+        """The stats report for one experiment, with its identity and variants named."""
         # scipy is imported by the first report (`abtest serve` imports it before
         # forking its workers), never by the reader path itself.
         from . import stats
@@ -352,29 +354,22 @@ class Service:
         key = (experiment.impressions, experiment.clicks, alpha)
         analysis = self._analyses.get(key)
         if analysis is None:
-            # The document depends on the counts alone: an editor's page polling a
-            # quiet test, or several editors on one test, reuse it.
-            analysis = stats.analyze(experiment.impressions, experiment.clicks, alpha=alpha)
+            # The report depends on the counts alone, and is frozen: an editor's
+            # page polling a quiet test, or several editors on one test, share it.
+            analysis = stats.build_report(experiment.impressions, experiment.clicks, alpha=alpha)
             if len(self._analyses) >= 256:
                 self._analyses.clear()
             self._analyses[key] = analysis
-        document = copy.deepcopy(analysis)
-        for variant_id, headline, row in zip(
-            experiment.variant_ids,
-            experiment.definition.headlines,
-            document["variants"],
-            strict=True,
-        ):
-            row["id"] = variant_id
-            row["headline"] = headline
-        return {
-            "experiment": experiment.slug,
-            "title": experiment.definition.title,
-            "status": experiment.status,
-            "winner": experiment.winner,
-            "created_at": experiment.created_at,
-            **document,
-        }
+        return ExperimentReport(
+            slug=experiment.slug,
+            title=experiment.definition.title,
+            status=experiment.status,
+            winner=experiment.winner,
+            created_at=experiment.created_at,
+            variant_ids=experiment.variant_ids,
+            headlines=experiment.definition.headlines,
+            stats=analysis,
+        )
 
     def create(self, definition: Definition) -> bool:
         """Store a new experiment; False if the slug is taken."""

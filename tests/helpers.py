@@ -31,3 +31,14 @@ def totals(service, slug: str = SLUG) -> tuple[tuple[int, ...], tuple[int, ...]]
     """(impressions, clicks) per variant, read from Redis now."""
     experiment = service.store.get(slug)
     return experiment.impressions, experiment.clicks
+
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
+BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+def front(client, **headers):
+    """The front page, as a browser (or with ``headers``) sees it; it must be a 200."""
+    response = client.get("/", headers={"User-Agent": BROWSER, **headers})
+    assert response.status_code == 200
+    return response

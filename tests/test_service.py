@@ -1,53 +1,102 @@
-"""The service's per-worker snapshot: how stale the bandit's counts may get."""
+"""The use cases: assigning headlines, following clicks, the visitor cookie, reports."""
 
 from __future__ import annotations
 
 import os
-import time
 
-from helpers import SLUG
+import pytest
+from helpers import SLUG, totals
 
-
-def test_counts_written_elsewhere_reach_the_bandit_within_a_second(service):
-    before = service.experiment(SLUG).impressions  # starts this worker's refresher
-    # Another worker (or process) counts impressions straight into Redis.
-    service.store.record_impressions([(SLUG, "b")] * 7)
-    deadline = time.monotonic() + 1.0
-    while service.experiment(SLUG).impressions == before and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert service.experiment(SLUG).impressions == (0, 7, 0)
+from abtest.model import DECIDED, Definition
+from abtest.service import MAX_ASSIGNMENTS, ActionRefused, InvalidLink, UnknownExperiment
+from abtest.store import connect
+from abtest.tokens import ClickToken, Visitor, visitor_ref
 
 
-def test_a_decision_reaches_returning_visitors_within_a_second(service):
-    service.experiment(SLUG)
-    service.store.set_status(SLUG, "decided", "c", {"action": "decide", "editor": "elsewhere"})
-    deadline = time.monotonic() + 1.0
-    while service.experiment(SLUG).status != "decided" and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert service.experiment(SLUG).status == "decided"
-    assert service.experiment(SLUG).default_variant == "c"
+def test_assign_returns_a_new_visitor_and_leaves_the_one_given_alone(service):
+    visitor = Visitor.new()
+    served = service.assign(visitor, [SLUG], count=True)
+    (assignment,) = served.assignments
+    assert dict(served.visitor.assignments) == {SLUG: assignment.variant}
+    assert served.visitor.id == visitor.id and dict(visitor.assignments) == {}
+    assert assignment.click_token is not None
+    # Back again: the same headline, the same visitor, nothing counted.
+    again = service.assign(served.visitor, [SLUG], count=True)
+    assert again.visitor is served.visitor
+    assert again.assignments[0].variant == assignment.variant
+    assert sum(totals(service)[0]) == 1
+    # Not counted (a bot): the default headline, no token, no new assignment.
+    bot = service.assign(visitor, [SLUG], count=False)
+    assert bot.visitor is visitor
+    assert bot.assignments[0].variant == "a" and bot.assignments[0].click_token is None
+    with pytest.raises(UnknownExperiment):
+        service.assign(visitor, ["no-such-story"], count=True)
+
+
+def test_the_visitor_cookie_keeps_live_assignments_only_and_the_newest(service):
+    service.create(Definition(slug="second", title="Second", headlines=("A", "B"), body=("T.",)))
+    service.decide(SLUG, "a", editor="ed")
+    visitor = Visitor("visitor_1", {SLUG: "b", "second": "a", "gone": "a"})
+    kept = service.read_visitor(service.visitor_cookie(visitor))
+    assert kept.id == "visitor_1" and dict(kept.assignments) == {"second": "a"}
+    assert dict(visitor.assignments) == {SLUG: "b", "second": "a", "gone": "a"}  # untouched
+    for number in range(MAX_ASSIGNMENTS + 5):
+        slug = f"story-{number}"
+        service.create(Definition(slug=slug, title="S", headlines=("A", "B"), body=("T.",)))
+        visitor = visitor.with_assignments({slug: "b"})
+    kept = service.read_visitor(service.visitor_cookie(visitor))
+    assert len(kept.assignments) == MAX_ASSIGNMENTS
+    assert list(kept.assignments)[-1] == f"story-{MAX_ASSIGNMENTS + 4}"  # the oldest went
+
+
+def test_a_cookie_that_is_missing_or_forged_is_a_new_visitor(service):
+    cookie = service.visitor_cookie(Visitor("visitor_1", {SLUG: "b"}))
+    assert service.read_visitor(cookie) == Visitor("visitor_1", {SLUG: "b"})
+    for bad in (None, "", cookie.replace("=b", "=c")):
+        assert service.read_visitor(bad).id != "visitor_1"
+        assert not service.read_visitor(bad).assignments
+
+
+def test_read_click_counts_a_genuine_click_once(service):
+    served = service.assign(Visitor.new(), [SLUG], count=True)
+    token, cookie = served.assignments[0].click_token, service.visitor_cookie(served.visitor)
+    assert service.read_click(token, cookie) == (SLUG, True)
+    assert service.read_click(token, cookie) == (SLUG, False)  # once per visitor
+    assert service.read_click(token, cookie, count=False) == (SLUG, False)
+    assert sum(totals(service)[1]) == 1
+    with pytest.raises(ActionRefused):
+        service.read_click(token, None)  # another browser
+    with pytest.raises(InvalidLink):
+        service.read_click(token[:-2] + "AA", cookie)
+    unknown = service.click_tokens.dumps(ClickToken("no-such-story", "a", visitor_ref("v")))
+    with pytest.raises(UnknownExperiment):
+        service.read_click(unknown, cookie)
+
+
+def test_a_click_redis_cannot_take_leads_to_the_story_uncounted(service, tmp_path):
+    served = service.assign(Visitor.new(), [SLUG], count=True)
+    token, cookie = served.assignments[0].click_token, service.visitor_cookie(served.visitor)
+    service.store.redis = connect(f"unix://{tmp_path}/nothing-here.sock", timeout=0.2)
+    assert service.read_click(token, cookie) == (SLUG, False)
 
 
 def test_reports_follow_the_counts_and_never_share_state(service):
-    first = service.report(SLUG)
+    first = service.report(SLUG).to_json()
     first["variants"][0]["ctr"] = "scribbled on"
-    again = service.report(SLUG)
+    again = service.report(SLUG).to_json()
     assert again["variants"][0]["ctr"] == 0.0
     service.store.record_impressions([(SLUG, "a")])
-    assert service.report(SLUG)["variants"][0]["impressions"] == 1
+    assert service.report(SLUG).to_json()["variants"][0]["impressions"] == 1
 
 
-def test_a_forked_worker_gets_its_own_generator_and_refresher(service):
+def test_a_forked_worker_draws_its_own_random_stream(service):
     # gunicorn forks its workers from a preloaded app: each must draw its own
-    # random stream and run its own refresher, not share the parent's.
+    # random stream, not share the parent's.
     parent_rng = service.rng
-    service.experiments()  # starts this process's refresher
-    assert service._refresher is not None
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child
-        fresh = service._refresher is None and service.rng is not parent_rng
-        os.write(write, b"1" if fresh else b"0")
+        os.write(write, b"1" if service.rng is not parent_rng else b"0")
         os._exit(0)
     os.close(write)
     os.waitpid(child, 0)
@@ -55,24 +104,12 @@ def test_a_forked_worker_gets_its_own_generator_and_refresher(service):
     assert service.rng is parent_rng
 
 
-def test_a_forked_worker_never_replays_the_parents_decisions(service):
-    # Decisions are drawn ahead in batches: a worker forked after the parent
-    # drew a batch must not hand out the same choices as its siblings.
-    def next_choices() -> bytes:
-        posterior = service._snapshot()[SLUG].posterior
-        return bytes(posterior.choose(service.rng) for _ in range(31))
-
-    posterior = service._snapshot()[SLUG].posterior
-    while len(posterior._decisions) < 31:  # the parent has drawn a batch ahead
-        posterior.choose(service.rng)
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child
-        os.write(write, next_choices())
-        os._exit(0)
-    os.close(write)
-    os.waitpid(child, 0)
-    theirs = os.read(read, 64)
-    # 3 equally likely variants: two independent runs of 31 agree with chance 3**-31.
-    assert len(theirs) == 31
-    assert theirs != next_choices()
+def test_editor_actions_follow_the_status_rules(service):
+    with pytest.raises(ActionRefused):
+        service.resume(SLUG, editor="ed")  # running, not paused
+    assert service.decide(SLUG, "b", editor="ed").status == DECIDED
+    with pytest.raises(ActionRefused):
+        service.decide(SLUG, "c", editor="ed")
+    with pytest.raises(ActionRefused):
+        service.decide(SLUG, "z", editor="ed")
+    assert [entry["action"] for entry in service.audit(SLUG)] == ["decide"]

@@ -16,6 +16,6 @@ def register(app: Flask) -> None:
     app.register_blueprint(reader.blueprint)
     app.register_blueprint(api.blueprint)
     errors.register(app)
-    from dashboard import init_app
+    from abtest.dashboard import init_app
 
     init_app(app)

@@ -62,7 +62,7 @@ def stats(slug: str):
         response.headers["WWW-Authenticate"] = 'Bearer realm="abtest"'
         return response
     try:
-        document = context.service().report(slug)
+        document = context.service().report(slug).to_json()
     except UnknownExperiment:
         abort(404, description=f"no experiment {slug!r}")
     return jsonify(document)

@@ -7,7 +7,7 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from ..store import StoreError
+from ..service import StoreError
 
 log = logging.getLogger(__name__)
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, jsonify, render_template
+from flask import Blueprint, abort, jsonify, render_template
 
-from ..service import ActionRefused, UnknownExperiment
-from ..store import StoreError
-from ..tokens import ExpiredToken, InvalidToken
+from ..service import ActionRefused, InvalidLink, UnknownExperiment
 from . import context
 from .pages import RenderedPages, slot
+from .shortcuts import ReaderResponse, article_path, click_path
 
 blueprint = Blueprint("reader", __name__)
 
@@ -16,24 +15,11 @@ blueprint = Blueprint("reader", __name__)
 _pages = RenderedPages()
 
 
-# The reader routes' paths, by plain concatenation: url_for costs more than the
-# rest of a returning visitor's request (docs/performance.md).  The routes are
-# the ones below; tests/test_reader.py compares the API's URLs with url_for's.
-def click_path(root: str, token: str) -> str:
-    return f"{root}/c/{token}"
-
-
-def article_path(root: str, slug: str) -> str:
-    return f"{root}/articles/{slug}"
-
-
 @blueprint.get("/")
 def front():
     state = context.reader()
     root = state.request.script_root
-    assignments = state.service.assign(
-        state.visitor, [e.slug for e in state.service.front_page()], count=state.counts
-    )
+    assignments = state.assign([e.slug for e in state.service.front_page()])
     key = ("front", root) + tuple(
         (a.experiment.definition, a.variant, a.click_token is not None) for a in assignments
     )
@@ -52,14 +38,14 @@ def front():
         return render_template("front.html", teasers=teasers)
 
     page = _pages.page(key, [a.click_token for a in assignments], render)
-    return context.finish(state, context.ReaderResponse(page))
+    return context.finish(state, ReaderResponse(page))
 
 
 @blueprint.get("/articles/<slug>")
 def article(slug: str):
     state = context.reader()
     try:
-        (assignment,) = state.service.assign(state.visitor, [slug], count=state.counts)
+        (assignment,) = state.assign([slug])
     except UnknownExperiment:
         abort(404, description="There is no story at this address.")
     definition = assignment.experiment.definition
@@ -68,48 +54,23 @@ def article(slug: str):
         [],
         lambda: render_template("article.html", headline=assignment.headline, body=definition.body),
     )
-    return context.finish(state, context.ReaderResponse(page))
+    return context.finish(state, ReaderResponse(page))
 
 
 @blueprint.get("/c/<token>")
 def click(token: str):
     state = context.reader()
-    service = state.service
     try:
-        click_token = service.click_tokens.loads(token)
-    except ExpiredToken as expired:
-        # A genuine link left open too long: take the reader to the story, uncounted.
-        if expired.token is None:
-            abort(400, description="This link is not valid.")
-        return _to_article(state, expired.token.slug)
-    except InvalidToken:
+        outcome = state.service.read_click(token, state.cookie, count=state.counts)
+    except InvalidLink:
         abort(400, description="This link is not valid.")
-    if not state.counts:
-        return _to_article(state, click_token.slug)
-    try:
-        service.click(click_token, state.cookie)
     except UnknownExperiment:
         abort(404, description="There is no story at this address.")
     except ActionRefused as refused:
         abort(403, description=f"This click was not counted: {refused}.")
-    except StoreError:
-        pass  # Redis hiccup: the reader still gets the story; the click is lost, not faked.
-    return _see_article(state, click_token.slug)
-
-
-def _to_article(state: context.Reader, slug: str) -> Response:
-    """303 to the story, or 404 if there is none (for links not counted)."""
-    try:
-        state.service.experiment(slug)
-    except UnknownExperiment:
-        abort(404, description="There is no story at this address.")
-    return _see_article(state, slug)
-
-
-def _see_article(state: context.Reader, slug: str) -> Response:
     # A bare 303: werkzeug's redirect() also renders an HTML body nobody reads.
-    location = article_path(state.request.script_root, slug)
-    response = context.ReaderResponse(b"", status=303, headers=[("Location", location)])
+    location = article_path(state.request.script_root, outcome.slug)
+    response = ReaderResponse(b"", status=303, headers=[("Location", location)])
     return context.finish(state, response)
 
 

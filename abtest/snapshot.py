@@ -1,0 +1,190 @@
+"""One process's copy of every experiment, kept fresh by a background thread.
+
+Each worker keeps the experiments (definition, status, counts and the Beta
+posteriors built from them) in memory, so that a reader's request needs at
+most one round trip to Redis (the count) and a returning reader's none.  A
+background thread re-reads them every ``refresh_interval`` seconds (0.5 s by
+default, at most 1 s) in one pipelined round trip, and every counted
+impression folds in the counts its script returns.  So the counts a decision
+samples from lag Redis by at most the refresh interval plus one round trip;
+if the refresher stalls, a request re-reads them itself once the snapshot is
+older than :attr:`Snapshot.MAX_AGE` (and twice the interval).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from .bandit import Posterior
+from .forks import reset_after_fork
+from .model import DECIDED, RUNNING, Experiment
+from .store import RedisStore, StoreError, counts_tuple
+
+__all__ = ["Entry", "Snapshot"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One experiment as this process last read it, with its posterior."""
+
+    experiment: Experiment
+    posterior: Posterior
+    built_at: float  # the snapshot's monotonic clock when the counts were read
+
+
+def _newest_first(entries: dict[str, Entry]) -> list[Experiment]:
+    experiments = [entry.experiment for entry in entries.values()]
+    return sorted(experiments, key=lambda experiment: experiment.created_at, reverse=True)
+
+
+class Snapshot:
+    """Every experiment as this process last read it; the refresher thread keeps it fresh.
+
+    The entries are replaced, never changed in place (copy on write): readers
+    iterate them in other threads (gthread workers).  The refresher starts on
+    first use, so in a gunicorn worker, not in the master that forked it; a
+    forked child starts its own.
+    """
+
+    #: Older than this (s), and twice the refresh interval, the snapshot is
+    #: re-read by the request that finds it so (at most once per MAX_AGE
+    #: while there is one to serve, so an outage doesn't make every reader
+    #: wait for a timeout).
+    MAX_AGE = 1.0
+
+    def __init__(
+        self,
+        store: RedisStore,
+        refresh_interval: float = 0.5,
+        monotonic: Callable[[], float] = time.monotonic,
+        background: bool = True,
+    ):
+        """``background=False`` runs no refresher thread: the requests re-read
+        a stale snapshot themselves (tests drive the clock)."""
+        self.store = store
+        self.refresh_interval = refresh_interval
+        self.monotonic = monotonic
+        self.background = background
+        self._entries: dict[str, Entry] = {}
+        self._front: tuple[dict | None, list[Experiment]] = (None, [])
+        self._loaded_at = -float("inf")
+        self._tried_at = -float("inf")
+        self._refresher: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        reset_after_fork(self)
+
+    def entry(self, experiment: Experiment, built_at: float | None = None) -> Entry:
+        """An entry with a fresh posterior (its counts read at ``built_at``, default now)."""
+        posterior = Posterior(experiment.impressions, experiment.clicks)
+        return Entry(experiment, posterior, self.monotonic() if built_at is None else built_at)
+
+    def entries(self) -> dict[str, Entry]:
+        """Every experiment by slug, re-read first if the snapshot is stale.
+
+        Raises :class:`~abtest.store.StoreError` only when there is no
+        snapshot to serve and Redis can't be reached.
+        """
+        if self._refresher is None and self.background:
+            self._start_refresher()
+        now = self.monotonic()
+        age = now - self._loaded_at
+        stale = age > self.MAX_AGE and age > 2 * self.refresh_interval
+        if stale and (not self._entries or now - self._tried_at > self.MAX_AGE):
+            self._tried_at = now
+            try:
+                self.refresh()
+            except StoreError as error:
+                log.warning("could not refresh experiments from Redis: %s", error)
+                if not self._entries:
+                    raise
+        return self._entries
+
+    def refresh(self) -> None:
+        """Re-read every experiment from Redis (one round trip)."""
+        experiments = self.store.load_all()
+        self._entries = {experiment.slug: self.entry(experiment) for experiment in experiments}
+        self._loaded_at = self.monotonic()
+
+    def experiments(self) -> list[Experiment]:
+        """Every experiment, newest first."""
+        return _newest_first(self.entries())
+
+    def front_page(self) -> list[Experiment]:
+        """The running and decided experiments, newest first (sorted once per snapshot)."""
+        entries = self.entries()
+        sorted_for, found = self._front
+        if sorted_for is not entries:
+            found = [e for e in _newest_first(entries) if e.status in (RUNNING, DECIDED)]
+            self._front = (entries, found)
+        return found
+
+    def put(self, *experiments: Experiment) -> None:
+        """Replace these experiments' entries with fresh ones (read from Redis just now)."""
+        self._replace(*(self.entry(experiment) for experiment in experiments))
+
+    def update(
+        self, entry: Entry, status: str, winner: str | None, counts: dict | None
+    ) -> Experiment:
+        """Fold what an impression script returned into ``entry``'s experiment."""
+        experiment = entry.experiment
+        if counts is None:
+            if (status, winner) == (experiment.status, experiment.winner):
+                return experiment
+            fresh = dataclasses.replace(experiment, status=status, winner=winner)
+            self._replace(dataclasses.replace(entry, experiment=fresh))
+            return fresh
+        impressions, clicks = counts_tuple(experiment.definition, counts)
+        fresh = dataclasses.replace(
+            experiment, status=status, winner=winner, impressions=impressions, clicks=clicks
+        )
+        self._replace(self.entry(fresh))
+        return fresh
+
+    def _replace(self, *entries: Entry) -> None:
+        self._entries = {**self._entries, **{entry.experiment.slug: entry for entry in entries}}
+
+    # -- the refresher ------------------------------------------------------
+
+    def _start_refresher(self) -> None:
+        with self._lock:
+            if self._refresher is not None:
+                return
+            stopped = threading.Event()
+            thread = threading.Thread(
+                target=self._refresh_until, args=(stopped,), name="abtest-refresh", daemon=True
+            )
+            self._refresher, self._stopped = thread, stopped
+            thread.start()
+
+    def _refresh_until(self, stopped: threading.Event) -> None:
+        failing = False
+        while not stopped.wait(self.refresh_interval):
+            try:
+                self.refresh()
+                failing = False
+            except StoreError as error:
+                if not failing:
+                    log.warning("background refresh failed: %s", error)
+                failing = True
+
+    def stop(self) -> None:
+        """Stop this process's refresher (tests, shutdown)."""
+        self._stopped.set()
+
+    def _after_fork(self) -> None:
+        """In a forked child (a gunicorn worker): its own lock and refresher, and
+        posteriors with none of the parent's decisions drawn ahead."""
+        self._lock = threading.Lock()
+        self._entries = {
+            slug: self.entry(entry.experiment, entry.built_at)
+            for slug, entry in self._entries.items()
+        }
+        self._refresher = None
+        self._stopped = threading.Event()
