@@ -60,19 +60,21 @@ def format_p(p: float | None) -> str:
 
 
 def clicks_per_thousand(rate: float) -> str:
-    """A click-through-rate difference as clicks per 1,000 readers: "0.4", "12", "< 0.1"."""
+    """A difference in CTR as clicks per 1,000 readers: "0.08", "2.4", "12", "< 0.01"."""
     per_thousand = rate * 1000
-    if per_thousand < 0.05:
-        return "< 0.1"
+    if per_thousand < 0.005:
+        return "< 0.01"
+    if per_thousand < 1:
+        return f"{per_thousand:.2f}"
     if per_thousand < 10:
         return f"{per_thousand:.1f}"
     return f"{per_thousand:.0f}"
 
 
 def _cost(rate: float) -> str:
-    """ "about 0.4 clicks per 1,000 readers", "less than 0.1 clicks per 1,000 readers"."""
+    """ "about 0.08 clicks per 1,000 readers", "less than 0.01 clicks per 1,000 readers"."""
     amount = clicks_per_thousand(rate)
-    amount = "less than 0.1" if amount == "< 0.1" else f"about {amount}"
+    amount = "less than 0.01" if amount == "< 0.01" else f"about {amount}"
     return f"{amount} clicks per 1,000 readers"
 
 

@@ -19,8 +19,7 @@ import pytest
 from helpers import HEADLINES, SLUG, story_headline, teasers, totals
 from werkzeug.security import generate_password_hash
 
-from abtest import create_app
-from abtest import chartdata
+from abtest import chartdata, create_app
 from abtest.dashboard.auth import safe_next
 
 BROWSER = {

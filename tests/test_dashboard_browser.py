@@ -4,8 +4,9 @@ and the next fresh reader gets the winning headline.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium.  CI installs it, and under
 CI (``CI`` set) a missing browser fails the test; on a developer's machine
-without it the test is skipped with the reason shown.  Saves a screenshot of the experiment page
-to tests/artifacts/experiment-page.png.
+without it the test is skipped with the reason shown.  Saves screenshots of the experiment page
+with its verdict (tests/artifacts/experiment-page.png) and of the confirmation
+(tests/artifacts/choose-winner.png).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _backfill_history(service, hours: float = 2.0, seed: int = 7) -> None:
                 )
                 assert result.counted
                 clicks[index] += 1
-    service.refresh()
+    service.fresh_all()
 
 
 @pytest.fixture
@@ -183,7 +184,15 @@ def test_editor_watches_live_numbers_and_chooses_the_winner(live_server, browser
     assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
     expect(page.locator("[data-live-state]")).to_have_attribute("data-live-state", "live")
     expect(page.locator("[data-updated-at]")).not_to_have_text(stamp_before)
-    expect(page.locator("#verdict")).to_contain_text(re.compile(r"leads|better"))
+    # One verdict: the claim from the proven call, the stop advice from the decision.
+    claim = page.locator("#verdict-claim")
+    expect(claim).to_contain_text(
+        re.compile(r"is proven better than|leads so far|perform about the same")
+    )
+    expect(page.locator("#verdict-advice")).to_contain_text(
+        re.compile(r"^(Safe to stop|Keep the test running)")
+    )
+    assert "p =" not in page.locator("#verdict").inner_text()
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.evaluate(UNFLASH)
@@ -194,6 +203,7 @@ def test_editor_watches_live_numbers_and_chooses_the_winner(live_server, browser
     expect(page).to_have_url(re.compile(r"/decide\?variant=b"))
     expect(page.locator("h1")).to_have_text("Choose B as the winner?")
     expect(page.locator(".verdict-main")).to_contain_text("Current verdict:")
+    expect(page.locator("#choice-words")).to_contain_text("chance that B is the best headline")
     page.screenshot(path=str(ARTIFACTS / "choose-winner.png"), full_page=True)
     page.click("#confirm-decide")
     expect(page).to_have_url(re.compile(rf"/dashboard/{SLUG}(\?|$)"))
