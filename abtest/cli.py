@@ -296,5 +296,144 @@ def hash_password() -> None:
     click.echo(generate_password_hash(password))
 
 
+# -- simulate ---------------------------------------------------------------
+
+
+def _percentages(ctx, param, value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        ctrs = tuple(float(part) / 100 for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter("give CTRs in percent, separated by commas: 1.5,1.7,2.0") from None
+    if len(ctrs) < 2 or len(ctrs) > 26 or not all(0 <= c <= 1 for c in ctrs):
+        raise click.BadParameter("give 2 to 26 CTRs, each between 0 and 100 (percent)")
+    return ctrs
+
+
+@main.command()
+@click.option("--ctr", "ctrs", callback=_percentages, help="True CTRs in percent: 1.5,1.7,2.0.")
+@click.option("--upworthy", is_flag=True, help="Replay the bundled Upworthy tests instead.")
+@click.option(
+    "--tests",
+    default=300,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Upworthy tests to replay.",
+)
+@click.option("--readers", default=100_000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--runs",
+    type=click.IntRange(1),
+    help="Runs (default 1000; with --upworthy, runs per test, default 1).",
+)
+@click.option(
+    "--look-every",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Readers between looks.",
+)
+@click.option(
+    "--rate",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Readers per second.",
+)
+@click.option(
+    "--max-age",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a posterior serves before it is rebuilt from the counts.",
+)
+@click.option(
+    "--allocation",
+    "allocations",
+    multiple=True,
+    type=click.Choice(["clicks", "winner", "uniform", "ideal"]),
+    help="Allocations to run (repeatable; default all four).",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0),
+    help="Threshold of caring, clicks per 1,000 readers (default: 2% of the leader's CTR).",
+)
+@click.option(
+    "--alpha",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+)
+@click.option("--seed", default=1, show_default=True, type=click.IntRange(0))
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw regret and traffic shares to this PNG (needs matplotlib: pip install abtest[plot]).",
+)
+def simulate(
+    ctrs,
+    upworthy,
+    tests,
+    readers,
+    runs,
+    look_every,
+    rate,
+    max_age,
+    allocations,
+    threshold,
+    alpha,
+    seed,
+    as_json,
+    plot,
+) -> None:
+    """Simulate readers against known CTRs: clicks, regret and each stopping rule, per mode."""
+    from . import simulate as simulation
+
+    if (ctrs is None) == (not upworthy):
+        raise click.UsageError("give either --ctr or --upworthy")
+    if plot is not None and upworthy:
+        raise click.UsageError("--plot draws a --ctr scenario")
+    if readers < look_every and not upworthy:
+        raise click.UsageError("--readers must be at least --look-every")
+    options = {
+        "allocations": allocations or simulation.ALLOCATIONS,
+        "look_every": look_every,
+        "rate": rate,
+        "max_age": max_age,
+        "alpha": alpha,
+        "threshold": None if threshold is None else threshold / 1000,
+        "seed": seed,
+    }
+    with click.progressbar(length=1000, label="simulating", file=sys.stderr) as bar:
+        done = [0.0]
+
+        def advance(share: float) -> None:
+            before = round(1000 * done[0])
+            done[0] = min(1.0, done[0] + share)
+            bar.update(round(1000 * done[0]) - before)
+
+        if upworthy:
+            outcome = simulation.replay_upworthy(tests, runs or 1, progress=advance, **options)
+        else:
+            outcome = simulation.simulate(ctrs, readers, runs or 1000, progress=advance, **options)
+    if as_json:
+        click.echo(json.dumps(outcome.to_dict(), indent=2, allow_nan=False))
+    else:
+        click.echo(
+            simulation.render_replay(outcome) if upworthy else simulation.render_scenario(outcome)
+        )
+    if plot is not None:
+        try:
+            simulation.plot_scenario(outcome, str(plot))
+        except ImportError:
+            raise click.ClickException(
+                "--plot needs matplotlib: pip install 'abtest[plot]'"
+            ) from None
+        click.echo(f"plot: {plot}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
