@@ -84,16 +84,21 @@ class Visitor(_VisitorFields):
     __slots__ = ()
 
     def __new__(cls, id: str, assignments: Mapping[str, str] | Iterable = ()) -> Visitor:
-        return super().__new__(cls, id, MappingProxyType(dict(assignments)))
+        return _visitor(id, dict(assignments))
 
     @classmethod
     def new(cls) -> Visitor:
         # secrets.token_urlsafe(12) (os.urandom's bytes, URL-safe base64), minus four calls.
-        return cls(urlsafe(os.urandom(12)).decode("ascii"))
+        return _visitor(urlsafe(os.urandom(12)).decode("ascii"), {})
 
     def with_assignments(self, more: Mapping[str, str]) -> Visitor:
         """This visitor with ``more`` assignments added (the newest last)."""
-        return Visitor(self.id, {**self.assignments, **more})
+        return _visitor(self.id, {**self.assignments, **more})
+
+
+def _visitor(visitor_id: str, assignments: dict[str, str]) -> Visitor:
+    """A visitor over ``assignments``, a dict no one else holds (so no copy is made)."""
+    return tuple.__new__(Visitor, (visitor_id, MappingProxyType(assignments)))
 
 
 class VisitorCookies:
@@ -125,7 +130,7 @@ class VisitorCookies:
             if not (_SLUG.fullmatch(slug) and _VARIANT.fullmatch(variant)):
                 return None
             assignments[slug] = variant
-        return Visitor(visitor_id, assignments)
+        return _visitor(visitor_id, assignments)
 
 
 def visitor_ref(visitor_id: str) -> str:
