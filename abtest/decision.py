@@ -119,6 +119,18 @@ def default_threshold(leader_mean: float) -> float:
     return DEFAULT_RELATIVE_THRESHOLD * leader_mean
 
 
+def _relative(relative_threshold: float | None) -> float:
+    """The threshold of caring as a share of the leader's CTR (``None``: the default)."""
+    if relative_threshold is None:
+        return DEFAULT_RELATIVE_THRESHOLD
+    value = float(relative_threshold)
+    if not 0.0 < value < 1.0:
+        raise ValueError(
+            f"relative_threshold must be strictly between 0 and 1, got {relative_threshold!r}"
+        )
+    return value
+
+
 def _check(impressions: Sequence[int], clicks: Sequence[int], mode: str, alpha: float) -> None:
     if len(impressions) != len(clicks) or len(impressions) < 2:
         raise ValueError("impressions and clicks need one entry per headline, at least two")
@@ -139,17 +151,20 @@ def decide(
     alpha: float = 0.05,
     forecast: bool = True,
     horizon: int = FORECAST_HORIZON,
+    relative_threshold: float | None = None,
 ) -> Decision:
     """The leader, its expected loss, and whether stopping now is safe.
 
     ``threshold`` is the threshold of caring in clicks per reader (``None``:
-    :func:`default_threshold` of the leader's posterior-mean CTR).  ``mode``
+    ``relative_threshold``, by default :data:`DEFAULT_RELATIVE_THRESHOLD`, of
+    the leader's posterior-mean CTR: the experiment's own setting).  ``mode``
     is the experiment's allocation mode and ``alpha`` the proven call's
     level, both for the forecast, which ``forecast=False`` skips.
     """
     _check(impressions, clicks, mode, alpha)
     if threshold is not None and not (threshold >= 0 and math.isfinite(threshold)):
         raise ValueError(f"threshold must be a non-negative number, got {threshold!r}")
+    relative = _relative(relative_threshold)
     n = np.array(impressions, dtype=np.float64)
     k = np.array(clicks, dtype=np.float64)
     comparison = _compare(n, k)
@@ -161,11 +176,17 @@ def decide(
     not_best = 1.0 - float(prob_best[leader])
     loss_if_not_best = expected_loss / not_best if not_best > _NOT_BEST_FLOOR else None
     leader_mean = (1.0 + k[leader]) / (2.0 + n[leader])
-    limit = default_threshold(float(leader_mean)) if threshold is None else float(threshold)
+    limit = relative * float(leader_mean) if threshold is None else float(threshold)
     forecast_result = None
     if forecast:
         forecast_result = readers_to_call(
-            impressions, clicks, mode=mode, alpha=alpha, threshold=threshold, horizon=horizon
+            impressions,
+            clicks,
+            mode=mode,
+            alpha=alpha,
+            threshold=threshold,
+            horizon=horizon,
+            relative_threshold=relative_threshold,
         )
         if expected_loss < limit and forecast_result.safe_to_stop != 0:
             # The forecast's approximate loss may disagree at the margin; now is now.
@@ -249,6 +270,7 @@ def readers_to_call(
     threshold: float | None = None,
     horizon: int = FORECAST_HORIZON,
     runs: int = FORECAST_RUNS,
+    relative_threshold: float | None = None,
 ) -> ReadersToCall:
     """The forecast of :class:`ReadersToCall`, deterministic for the same arguments.
 
@@ -264,6 +286,7 @@ def readers_to_call(
         None if threshold is None else float(threshold),
         int(horizon),
         int(runs),
+        _relative(relative_threshold),
     )
 
 
@@ -276,10 +299,13 @@ def _readers_to_call(
     threshold: float | None,
     horizon: int,
     runs: int,
+    relative: float = DEFAULT_RELATIVE_THRESHOLD,
 ) -> ReadersToCall:
-    rng = np.random.default_rng(
-        _seed("readers_to_call", impressions, clicks, mode, alpha, threshold, horizon, runs)
-    )
+    # The seed leaves out the default share, so default forecasts stay as they were.
+    parts = (impressions, clicks, mode, alpha, threshold, horizon, runs)
+    if relative != DEFAULT_RELATIVE_THRESHOLD:
+        parts += (relative,)
+    rng = np.random.default_rng(_seed("readers_to_call", *parts))
     variants = len(impressions)
     n = np.tile(np.array(impressions, dtype=np.float64), (runs, 1))
     k = np.tile(np.array(clicks, dtype=np.float64), (runs, 1))
@@ -290,7 +316,7 @@ def _readers_to_call(
 
     def safe(n: np.ndarray, k: np.ndarray) -> np.ndarray:
         mean, sd = _posterior_moments(n, k)
-        limit = DEFAULT_RELATIVE_THRESHOLD * mean.max(axis=-1) if threshold is None else threshold
+        limit = relative * mean.max(axis=-1) if threshold is None else threshold
         return normal_expected_loss(mean, sd) < limit
 
     never = horizon + 1

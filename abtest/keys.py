@@ -12,7 +12,10 @@ key                                type        meaning
 ``abtest:{slug}:meta``             hash        ``definition`` (JSON: title, headlines, body
                                                paragraphs), ``status`` (running | paused |
                                                decided), ``winner`` (variant id or empty),
-                                               ``created_at``, ``updated_at`` (Unix seconds)
+                                               ``created_at``, ``updated_at`` (Unix seconds),
+                                               ``allocation`` (clicks | winner; absent:
+                                               clicks), ``caring`` (threshold of caring, a
+                                               share of the leader's CTR; absent: 0.02)
 ``abtest:{slug}:counts``           hash        ``i:<variant>`` impressions and ``c:<variant>``
                                                clicks, the test's totals; never reset
 ``abtest:{slug}:m:<minute>``       hash        the same fields for one minute (``<minute>`` =

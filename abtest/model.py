@@ -12,18 +12,30 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 
 __all__ = [
+    "ALLOCATIONS",
+    "CLICKS",
+    "DEFAULT_CARING",
     "RESERVED_SLUGS",
     "STATUSES",
     "VARIANT_IDS",
     "Definition",
     "Experiment",
     "InvalidExperiment",
+    "check_settings",
     "parse_story",
     "seed_definition",
 ]
 
 RUNNING, PAUSED, DECIDED = "running", "paused", "decided"
 STATUSES = (RUNNING, PAUSED, DECIDED)
+#: Allocation modes (abtest.bandit.MODES): maximize clicks (Thompson sampling)
+#: or find the winner (top-two Thompson sampling).
+CLICKS, WINNER = "clicks", "winner"
+ALLOCATIONS = (CLICKS, WINNER)
+#: The default threshold of caring, a share of the leader's CTR: the value of
+#: abtest.decision.DEFAULT_RELATIVE_THRESHOLD, kept here so that the reader
+#: path never imports scipy (a test holds the two equal).
+DEFAULT_CARING = 0.02
 #: Variant ids, in the order the headlines are given: at most 26.
 VARIANT_IDS = tuple(string.ascii_lowercase)
 MIN_VARIANTS, MAX_VARIANTS = 2, len(VARIANT_IDS)
@@ -157,6 +169,11 @@ class Experiment:
     impressions: tuple[int, ...]
     clicks: tuple[int, ...]
     created_at: float = 0.0
+    #: How new readers are allocated: :data:`CLICKS` or :data:`WINNER`.
+    allocation: str = CLICKS
+    #: The threshold of caring: safe to stop once choosing the leader now
+    #: costs less than this share of its clicks (0 < caring < 1).
+    caring: float = DEFAULT_CARING
 
     @property
     def slug(self) -> str:
@@ -172,6 +189,34 @@ class Experiment:
         if self.status == DECIDED and self.winner:
             return self.winner
         return self.variant_ids[0]
+
+
+def check_settings(allocation: object = CLICKS, caring: object = DEFAULT_CARING) -> tuple[str, float]:
+    """An experiment's allocation mode and threshold of caring from user input
+    (a form, TOML or JSON), as ``(allocation, caring)``.
+
+    Raises :class:`InvalidExperiment` naming each bad field (``allocation``,
+    ``caring``).
+    """
+    errors = {}
+    if allocation not in ALLOCATIONS:
+        errors["allocation"] = f"choose {' or '.join(ALLOCATIONS)}, not {allocation!r}"
+    value = None
+    if isinstance(caring, int | float) and not isinstance(caring, bool):
+        value = float(caring)
+    elif isinstance(caring, str):
+        try:
+            value = float(caring.strip())
+        except ValueError:
+            value = None
+    if value is None or not 0.0 < value < 1.0:  # NaN fails the comparison too
+        errors["caring"] = (
+            f"the threshold of caring is a share of the leader's CTR strictly between 0 and 1 "
+            f"(e.g. {DEFAULT_CARING}), not {caring!r}"
+        )
+    if errors:
+        raise InvalidExperiment(errors)
+    return str(allocation), value
 
 
 def split_paragraphs(text: str) -> list[str]:

@@ -12,7 +12,15 @@ not four.
 
 from __future__ import annotations
 
-__all__ = ["IMPRESSION", "CLICK", "CREATE", "SET_STATUS", "AUDIT_KEPT", "with_ttls"]
+__all__ = [
+    "IMPRESSION",
+    "CLICK",
+    "CREATE",
+    "SET_STATUS",
+    "SET_SETTINGS",
+    "AUDIT_KEPT",
+    "with_ttls",
+]
 
 #: KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash
 #: ARGV[1] impression field ("i:<variant>"), ARGV[2] "1" to get the counts back
@@ -67,14 +75,16 @@ return 1
 """
 
 #: KEYS[1] meta hash, KEYS[2] the experiments index
-#: ARGV[1] slug, ARGV[2] definition JSON, ARGV[3] now (s)
+#: ARGV[1] slug, ARGV[2] definition JSON, ARGV[3] now (s), ARGV[4] allocation mode,
+#: ARGV[5] threshold of caring (a share of the leader's CTR)
 #:
 #: Creates the experiment, running, unless it exists; never touches counts.
 #: Returns 1 if created, 0 if it was already there.
 CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'definition', ARGV[2], 'status', 'running', 'winner', '',
-           'created_at', ARGV[3], 'updated_at', ARGV[3])
+           'created_at', ARGV[3], 'updated_at', ARGV[3], 'allocation', ARGV[4],
+           'caring', ARGV[5])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
 return 1
 """
@@ -95,7 +105,22 @@ redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[6]) - 1)
 return 1
 """
 
-#: Audit entries kept per experiment (SET_STATUS's ARGV[6]).
+#: KEYS[1] meta hash, KEYS[2] audit list
+#: ARGV[1] allocation mode, ARGV[2] threshold of caring, ARGV[3] now (s),
+#: ARGV[4] audit entry JSON, ARGV[5] audit entries kept
+#:
+#: Changes the allocation mode and the threshold of caring and appends the
+#: audit entry, together; the status and counts are untouched.
+#: Returns 1 if changed, 0 if the experiment is missing.
+SET_SETTINGS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'allocation', ARGV[1], 'caring', ARGV[2], 'updated_at', ARGV[3])
+redis.call('LPUSH', KEYS[2], ARGV[4])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
+return 1
+"""
+
+#: Audit entries kept per experiment (SET_STATUS's ARGV[6], SET_SETTINGS's ARGV[5]).
 AUDIT_KEPT = 1000
 
 

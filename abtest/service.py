@@ -18,7 +18,17 @@ from typing import NamedTuple
 import numpy as np
 
 from .forks import reset_after_fork
-from .model import DECIDED, PAUSED, RUNNING, Definition, Experiment, seed_definition
+from .model import (
+    CLICKS,
+    DECIDED,
+    DEFAULT_CARING,
+    PAUSED,
+    RUNNING,
+    Definition,
+    Experiment,
+    check_settings,
+    seed_definition,
+)
 from .report import ExperimentReport
 from .snapshot import Entry, Snapshot
 from .store import RedisStore, StoreError, counts_tuple
@@ -351,12 +361,25 @@ class Service:
         from . import stats
 
         experiment = experiment or self.fresh(slug)
-        key = (experiment.impressions, experiment.clicks, alpha)
+        key = (
+            experiment.impressions,
+            experiment.clicks,
+            alpha,
+            experiment.allocation,
+            experiment.caring,
+        )
         analysis = self._analyses.get(key)
         if analysis is None:
-            # The report depends on the counts alone, and is frozen: an editor's
-            # page polling a quiet test, or several editors on one test, share it.
-            analysis = stats.build_report(experiment.impressions, experiment.clicks, alpha=alpha)
+            # The report depends on the counts and the settings alone, and is
+            # frozen: an editor's page polling a quiet test, or several editors
+            # on one test, share it.
+            analysis = stats.build_report(
+                experiment.impressions,
+                experiment.clicks,
+                alpha=alpha,
+                mode=experiment.allocation,
+                relative_threshold=experiment.caring,
+            )
             if len(self._analyses) >= 256:
                 self._analyses.clear()
             self._analyses[key] = analysis
@@ -371,9 +394,23 @@ class Service:
             stats=analysis,
         )
 
-    def create(self, definition: Definition) -> bool:
-        """Store a new experiment; False if the slug is taken."""
-        created = self.store.create(definition, now=self.clock())
+    def create(
+        self,
+        definition: Definition,
+        allocation: str = CLICKS,
+        caring: float = DEFAULT_CARING,
+    ) -> bool:
+        """Store a new experiment; False if the slug is taken.
+
+        ``allocation`` is the allocation mode (``"clicks"``: maximize clicks;
+        ``"winner"``: find the winner) and ``caring`` the threshold of caring,
+        a share of the leader's CTR; raises
+        :class:`~abtest.model.InvalidExperiment` for bad ones.
+        """
+        allocation, caring = check_settings(allocation, caring)
+        created = self.store.create(
+            definition, now=self.clock(), allocation=allocation, caring=caring
+        )
         if created:
             self.fresh(definition.slug)
         return created
@@ -408,6 +445,35 @@ class Service:
         if experiment.status != DECIDED:
             raise ActionRefused("only a decided test can be reopened")
         return self._transition(experiment, RUNNING, None, "reopen", editor)
+
+    def set_settings(self, slug: str, allocation: str, caring: float, editor: str) -> Experiment:
+        """Change the allocation mode and the threshold of caring (audited).
+
+        New readers are allocated by the new mode from this worker's next
+        request on, and every worker's within its refresh interval; readers
+        already assigned keep their headline.  Raises
+        :class:`~abtest.model.InvalidExperiment` for bad values and
+        :class:`ActionRefused` when nothing would change.
+        """
+        allocation, caring = check_settings(allocation, caring)
+        experiment = self.fresh(slug)
+        if (allocation, caring) == (experiment.allocation, experiment.caring):
+            raise ActionRefused("the test has these settings already")
+        now = self.clock()
+        entry = {
+            "action": "settings",
+            "editor": editor,
+            "at": now,
+            "from": experiment.status,
+            "status": experiment.status,
+            "winner": experiment.winner,
+            "settings_from": {"allocation": experiment.allocation, "caring": experiment.caring},
+            "settings": {"allocation": allocation, "caring": caring},
+            "stats": self.report(experiment.slug, experiment=experiment).to_json(),
+        }
+        if not self.store.set_settings(slug, allocation, caring, entry, now=now):
+            raise UnknownExperiment(slug)
+        return self.fresh(slug)
 
     def _transition(
         self, experiment: Experiment, status: str, winner: str | None, action: str, editor: str

@@ -8,7 +8,9 @@ default, at most 1 s) in one pipelined round trip, and every counted
 impression folds in the counts its script returns.  So the counts a decision
 samples from lag Redis by at most the refresh interval plus one round trip;
 if the refresher stalls, a request re-reads them itself once the snapshot is
-older than :attr:`Snapshot.MAX_AGE` (and twice the interval).
+older than :attr:`Snapshot.MAX_AGE` (and twice the interval).  Each posterior
+draws by its experiment's allocation mode, re-read with the counts, so a
+changed mode reaches readers within the same interval.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class Snapshot:
 
     def entry(self, experiment: Experiment, built_at: float | None = None) -> Entry:
         """An entry with a fresh posterior (its counts read at ``built_at``, default now)."""
-        posterior = Posterior(experiment.impressions, experiment.clicks)
+        posterior = Posterior(experiment.impressions, experiment.clicks, experiment.allocation)
         return Entry(experiment, posterior, self.monotonic() if built_at is None else built_at)
 
     def entries(self) -> dict[str, Entry]:

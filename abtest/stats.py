@@ -83,6 +83,7 @@ def build_report(
     threshold: float | None = None,
     mode: str = "clicks",
     forecast: bool = True,
+    relative_threshold: float | None = None,
 ) -> Report:
     """The stats report for one experiment.
 
@@ -104,8 +105,8 @@ def build_report(
     Then the anytime-valid tests (:mod:`abtest.sequential`: each variant's
     confidence sequence at level 1 - alpha / K, the pairwise e-values and the
     proven call) and the stop advice (:mod:`abtest.decision`: the leader's
-    expected loss against ``threshold``, clicks per reader, by default a
-    share of the leader's CTR; with ``forecast``, the readers until a proven
+    expected loss against ``threshold``, clicks per reader, by default the
+    share ``relative_threshold`` (default 2%) of the leader's CTR; with ``forecast``, the readers until a proven
     call and a safe stop are likely, simulated under the allocation ``mode``).
     """
     alpha = _check_alpha(alpha)
@@ -156,7 +157,13 @@ def build_report(
         notes=notes,
         sequential=_sequential(impressions_list, clicks_list, alpha),
         decision=_decision(
-            impressions_list, clicks_list, alpha, threshold=threshold, mode=mode, forecast=forecast
+            impressions_list,
+            clicks_list,
+            alpha,
+            threshold=threshold,
+            mode=mode,
+            forecast=forecast,
+            relative_threshold=relative_threshold,
         ),
     )
 
@@ -185,9 +192,16 @@ def _decision(
     threshold: float | None,
     mode: str,
     forecast: bool,
+    relative_threshold: float | None = None,
 ) -> DecisionReport:
     decided = decision.decide(
-        impressions, clicks, threshold=threshold, mode=mode, alpha=alpha, forecast=forecast
+        impressions,
+        clicks,
+        threshold=threshold,
+        mode=mode,
+        alpha=alpha,
+        forecast=forecast,
+        relative_threshold=relative_threshold,
     )
     forecast_result = decided.readers_to_call
     return DecisionReport(

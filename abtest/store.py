@@ -22,7 +22,7 @@ import redis
 
 from . import keys, scripts
 from .counting import CountingConnections
-from .model import RUNNING, Definition, Experiment
+from .model import ALLOCATIONS, CLICKS, DEFAULT_CARING, RUNNING, Definition, Experiment
 
 __all__ = [
     "RedisStore",
@@ -129,17 +129,28 @@ class RedisStore:
         self._click = client.register_script(scripts.with_ttls(scripts.CLICK, *ttls))
         self._create = client.register_script(scripts.CREATE)
         self._set_status = client.register_script(scripts.SET_STATUS)
+        self._set_settings = client.register_script(scripts.SET_SETTINGS)
 
     # -- experiments -------------------------------------------------------
 
     @_translated
-    def create(self, definition: Definition, now: float | None = None) -> bool:
-        """Store a new running experiment; False (and nothing changed) if the slug exists."""
+    def create(
+        self,
+        definition: Definition,
+        now: float | None = None,
+        allocation: str = CLICKS,
+        caring: float = DEFAULT_CARING,
+    ) -> bool:
+        """Store a new running experiment; False (and nothing changed) if the slug exists.
+
+        ``allocation`` and ``caring`` are checked already
+        (:func:`abtest.model.check_settings`).
+        """
         now = time.time() if now is None else now
         payload = json.dumps(definition.to_json(), ensure_ascii=False, separators=(",", ":"))
         created = self._create(
             keys=[keys.meta(definition.slug), keys.EXPERIMENTS],
-            args=[definition.slug, payload, repr(float(now))],
+            args=[definition.slug, payload, repr(float(now)), allocation, repr(float(caring))],
         )
         return bool(created)
 
@@ -180,6 +191,8 @@ class RedisStore:
             impressions=impressions,
             clicks=clicks,
             created_at=float(meta.get("created_at", 0.0)),
+            allocation=_allocation(meta.get("allocation")),
+            caring=_caring(meta.get("caring")),
         )
 
     def load_all(self) -> list[Experiment]:
@@ -212,6 +225,30 @@ class RedisStore:
                 repr(float(now)),
                 json.dumps(audit_entry, ensure_ascii=False, separators=(",", ":")),
                 expect or "",
+                scripts.AUDIT_KEPT,
+            ],
+        )
+        return bool(changed)
+
+    @_translated
+    def set_settings(
+        self,
+        slug: str,
+        allocation: str,
+        caring: float,
+        audit_entry: dict,
+        now: float | None = None,
+    ) -> bool:
+        """Change the allocation mode and threshold of caring and append an audit
+        entry, atomically; False (nothing written) if there is no such experiment."""
+        now = time.time() if now is None else now
+        changed = self._set_settings(
+            keys=[keys.meta(slug), keys.audit(slug)],
+            args=[
+                allocation,
+                repr(float(caring)),
+                repr(float(now)),
+                json.dumps(audit_entry, ensure_ascii=False, separators=(",", ":")),
                 scripts.AUDIT_KEPT,
             ],
         )
@@ -310,6 +347,20 @@ class RedisStore:
     @_translated
     def ping(self) -> bool:
         return bool(self.redis.ping())
+
+
+def _allocation(stored: str | None) -> str:
+    """The stored mode; experiments created before modes existed maximize clicks."""
+    return stored if stored in ALLOCATIONS else CLICKS
+
+
+def _caring(stored: str | None) -> float:
+    """The stored threshold of caring; the default where none was stored."""
+    try:
+        value = float(stored) if stored else DEFAULT_CARING
+    except ValueError:
+        return DEFAULT_CARING
+    return value if 0.0 < value < 1.0 else DEFAULT_CARING
 
 
 def counts_tuple(definition: Definition, counts: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:

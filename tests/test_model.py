@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from helpers import HEADLINES
 
-from abtest.model import Definition, InvalidExperiment, parse_story, seed_definition
+from abtest.model import (
+    ALLOCATIONS,
+    DEFAULT_CARING,
+    Definition,
+    InvalidExperiment,
+    check_settings,
+    parse_story,
+    seed_definition,
+)
 
 
 def test_seed_story_parses_to_its_three_headlines_and_its_paragraphs():
@@ -106,3 +114,33 @@ def test_a_definition_unpickled_in_another_process_hashes_as_a_fresh_one():
         check=True,
     ).stdout
     assert loaded.split() == ["True", "True", "('a',", "'b',", "'c')"]
+
+
+def test_settings_defaults_match_the_bandit_and_the_decision():
+    from abtest import bandit, decision
+
+    assert ALLOCATIONS == bandit.MODES
+    assert DEFAULT_CARING == decision.DEFAULT_RELATIVE_THRESHOLD
+    assert check_settings() == ("clicks", DEFAULT_CARING)
+    assert check_settings("winner", "0.05") == ("winner", 0.05)
+
+
+@pytest.mark.parametrize(
+    ("allocation", "caring", "fields"),
+    [
+        ("fastest", 0.02, {"allocation"}),
+        ("", 0.02, {"allocation"}),
+        ("clicks", 0, {"caring"}),
+        ("clicks", 1, {"caring"}),
+        ("clicks", -0.1, {"caring"}),
+        ("clicks", float("nan"), {"caring"}),
+        ("clicks", True, {"caring"}),
+        ("clicks", "two percent", {"caring"}),
+        ("clicks", None, {"caring"}),
+        (None, 2, {"allocation", "caring"}),
+    ],
+)
+def test_bad_settings_name_each_field(allocation, caring, fields):
+    with pytest.raises(InvalidExperiment) as raised:
+        check_settings(allocation, caring)
+    assert set(raised.value.errors) == fields

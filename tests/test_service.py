@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 
 import pytest
 from helpers import SLUG, totals
 
-from abtest.model import DECIDED, Definition
-from abtest.service import MAX_ASSIGNMENTS, ActionRefused, InvalidLink, UnknownExperiment
+from abtest import keys
+from abtest.model import DECIDED, Definition, InvalidExperiment
+from abtest.service import (
+    MAX_ASSIGNMENTS,
+    ActionRefused,
+    InvalidLink,
+    Service,
+    UnknownExperiment,
+)
 from abtest.store import connect
 from abtest.tokens import ClickToken, Visitor, visitor_ref
 
@@ -113,3 +121,93 @@ def test_editor_actions_follow_the_status_rules(service):
     with pytest.raises(ActionRefused):
         service.decide(SLUG, "z", editor="ed")
     assert [entry["action"] for entry in service.audit(SLUG)] == ["decide"]
+
+
+# -- allocation modes and the threshold of caring --------------------------------------
+
+#: A dominant leader: A at 5%, B and C at 1%, 20,000 readers each.
+DOMINANT = {"i:a": 20_000, "c:a": 1_000, "i:b": 20_000, "c:b": 200, "i:c": 20_000, "c:c": 200}
+
+
+def _seeded_service(redis_client, seed: int):
+    import numpy as np
+
+    from abtest.store import RedisStore
+    from abtest.tokens import ClickTokens, VisitorCookies
+
+    secret = "test-secret-key-0123456789abcdef"
+    return Service(
+        RedisStore(redis_client, minute_ttl=7200, hour_ttl=86_400),
+        ClickTokens(secret, 3600),
+        VisitorCookies(secret),
+        rng=np.random.default_rng(seed),
+    )
+
+
+def test_find_the_winner_sends_far_more_new_readers_to_the_challengers(redis_client):
+    service = _seeded_service(redis_client, seed=13)
+    try:
+        headlines = ("Five percent", "One percent", "Also one percent")
+        for slug, allocation in (("clicks-story", "clicks"), ("winner-story", "winner")):
+            definition = Definition(slug=slug, title="T", headlines=headlines, body=("T.",))
+            assert service.create(definition, allocation=allocation)
+            redis_client.hset(keys.counts(slug), mapping=DOMINANT)
+        service.fresh_all()
+        challengers = {}
+        for slug in ("clicks-story", "winner-story"):
+            served = [
+                service.assign(Visitor.new(), [slug], count=True).assignments[0].variant
+                for _ in range(400)
+            ]
+            challengers[slug] = sum(variant != "a" for variant in served)
+        # Thompson sampling: P(B or C beats A) is about 1e-100 here, so none;
+        # top-two: about half go to a challenger (Binomial(400, 1/2): 200 +- 10).
+        assert challengers["clicks-story"] == 0
+        assert challengers["winner-story"] > 150
+        # Changed later: the next new readers are allocated by the new mode.
+        service.set_settings("clicks-story", "winner", 0.02, editor="ed")
+        served = [
+            service.assign(Visitor.new(), ["clicks-story"], count=True).assignments[0].variant
+            for _ in range(400)
+        ]
+        assert sum(variant != "a" for variant in served) > 150
+    finally:
+        service.stop()
+
+
+def test_the_report_uses_the_experiments_mode_and_threshold(service, redis_client):
+    definition = Definition(slug="caring", title="T", headlines=("A", "B"), body=("T.",))
+    assert service.create(definition, allocation="winner", caring=0.05)
+    redis_client.hset(keys.counts("caring"), mapping={"i:a": 998, "c:a": 19, "i:b": 1000})
+    report = service.report("caring")
+    leader_mean = Fraction(1 + 19, 2 + 998)  # A's posterior mean: Beta(20, 980)
+    assert report.stats.decision.leader == 0
+    assert report.stats.decision.threshold == pytest.approx(float(Fraction(5, 100) * leader_mean))
+    # A new threshold is a new report (not the cached one).
+    service.set_settings("caring", "winner", 0.01, editor="ed")
+    again = service.report("caring").stats.decision.threshold
+    assert again == pytest.approx(float(Fraction(1, 100) * leader_mean))
+
+
+def test_settings_are_checked_and_audited(service):
+    with pytest.raises(InvalidExperiment):
+        service.create(
+            Definition(slug="bad", title="T", headlines=("A", "B"), body=("T.",)), caring=1.5
+        )
+    assert service.store.get("bad") is None
+    for allocation, caring in (("fastest", 0.02), ("winner", 0), ("winner", "lots")):
+        with pytest.raises(InvalidExperiment):
+            service.set_settings(SLUG, allocation, caring, editor="ed")
+    with pytest.raises(ActionRefused):
+        service.set_settings(SLUG, "clicks", 0.02, editor="ed")  # what it has already
+    with pytest.raises(UnknownExperiment):
+        service.set_settings("no-such-story", "winner", 0.02, editor="ed")
+    assert service.audit(SLUG) == []
+    changed = service.set_settings(SLUG, "winner", 0.03, editor="ed")
+    assert (changed.allocation, changed.caring) == ("winner", 0.03)
+    assert service.experiment(SLUG).allocation == "winner"  # this worker's snapshot too
+    (entry,) = service.audit(SLUG)
+    assert entry["action"] == "settings" and entry["editor"] == "ed"
+    assert entry["settings_from"] == {"allocation": "clicks", "caring": 0.02}
+    assert entry["settings"] == {"allocation": "winner", "caring": 0.03}
+    assert entry["status"] == entry["from"] == "running"

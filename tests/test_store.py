@@ -210,3 +210,31 @@ def test_keys_of_one_experiment_share_a_hash_tag():
         keys.audit("x"),
     ):
         assert key.startswith("abtest:{x}:")
+
+
+def test_settings_round_trip_and_old_meta_loads_with_the_defaults(store):
+    # "vote" was created without settings: the defaults, maximize clicks at 2%.
+    vote = store.get("vote")
+    assert (vote.allocation, vote.caring) == ("clicks", 0.02)
+    assert store.redis.hget(keys.meta("vote"), "allocation") == "clicks"
+    # Meta written before the settings existed has neither field.
+    store.redis.hdel(keys.meta("vote"), "allocation", "caring")
+    assert (store.get("vote").allocation, store.get("vote").caring) == ("clicks", 0.02)
+    poll = Definition(slug="poll", title="Poll", headlines=("Up", "Down"), body=("Text.",))
+    assert store.create(poll, now=NOW, allocation="winner", caring=0.05)
+    assert store.redis.hget(keys.meta("poll"), "allocation") == "winner"
+    assert float(store.redis.hget(keys.meta("poll"), "caring")) == 0.05
+    assert (store.get("poll").allocation, store.get("poll").caring) == ("winner", 0.05)
+
+
+def test_settings_change_is_audited_and_refused_for_unknown_slugs(store):
+    store.record_impressions([("vote", "a")], now=NOW)
+    entry = {"action": "settings", "editor": "ed"}
+    assert store.set_settings("vote", "winner", 0.01, entry, now=NOW + 60)
+    vote = store.get("vote")
+    assert (vote.allocation, vote.caring) == ("winner", 0.01)
+    assert (vote.status, vote.impressions) == ("running", (1, 0, 0))  # untouched
+    assert float(store.redis.hget(keys.meta("vote"), "updated_at")) == NOW + 60
+    assert store.audit("vote") == [entry]
+    assert not store.set_settings("nope", "winner", 0.01, entry)
+    assert not store.redis.exists(keys.meta("nope"), keys.audit("nope"))
