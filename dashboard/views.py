@@ -37,7 +37,16 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from abtest import chartdata, verdicts
-from abtest.model import DECIDED, PAUSED, RUNNING, Definition, InvalidExperiment
+from abtest.model import (
+    CLICKS,
+    DECIDED,
+    DEFAULT_CARING,
+    PAUSED,
+    RUNNING,
+    Definition,
+    InvalidExperiment,
+    check_settings,
+)
 from abtest.service import ActionRefused, Service, UnknownExperiment
 
 from . import charts, present
@@ -320,6 +329,9 @@ def _page_model(slug: str) -> dict:
             ),
         },
         "level": stats.level,
+        "allocation_name": present.allocation_name(experiment.allocation),
+        "allocation_choices": present.ALLOCATION_CHOICES,
+        "caring_percent": present.caring_percent(experiment.caring),
         "age": present.age(now - experiment.created_at),
         "started": present.utc(experiment.created_at),
         "updated_at": now,
@@ -439,12 +451,63 @@ def reopen(slug: str):
     )
 
 
+CARING_ERROR = "give the threshold of caring as a percentage above 0 and below 100, e.g. 2"
+
+
+def _settings_from_form() -> tuple[str, float]:
+    """The allocation mode and threshold of caring (a percentage) from a form.
+
+    Raises :class:`InvalidExperiment` with the form's words for each bad field.
+    """
+    # A field left out altogether (an older form, a script) means the default.
+    allocation = request.form.get("allocation", CLICKS)
+    typed = request.form.get("caring")
+    caring = DEFAULT_CARING if typed is None else present.parse_percent(typed)
+    try:
+        return check_settings(allocation, caring)
+    except InvalidExperiment as invalid:
+        errors = dict(invalid.errors)
+        if "allocation" in errors:
+            errors["allocation"] = "choose maximize clicks or find the winner"
+        if "caring" in errors:
+            errors["caring"] = CARING_ERROR
+        raise InvalidExperiment(errors) from None
+
+
+@blueprint.post("/<slug>/settings")
+def settings(slug: str):
+    _experiment_or_404(slug)
+    try:
+        allocation, caring = _settings_from_form()
+    except InvalidExperiment as invalid:
+        abort(400, description="Nothing changed: " + "; ".join(invalid.errors.values()) + ".")
+    try:
+        _service().set_settings(slug, allocation, caring, g.editor)
+    except ActionRefused as refused:
+        flash(f"Nothing changed: {refused}.", "error")
+    else:
+        flash(
+            f"Settings changed: {present.allocation_name(allocation).lower()}, safe to stop "
+            f"below {present.caring_percent(caring)}% of the leader's clicks. New readers are "
+            "allocated this way from now on.",
+            "success",
+        )
+    return _back_to(slug)
+
+
 # -- new experiments ---------------------------------------------------------------
 
 
 @blueprint.route("/new", methods=["GET", "POST"])
 def new():
-    values = {"slug": "", "title": "", "headlines": "", "body": ""}
+    values = {
+        "slug": "",
+        "title": "",
+        "headlines": "",
+        "body": "",
+        "allocation": CLICKS,
+        "caring": present.caring_percent(DEFAULT_CARING),
+    }
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
@@ -456,12 +519,17 @@ def new():
             "headlines": headlines,
             "body": values["body"],
         }
+        definition = allocation = caring = None
         try:
             definition = Definition.from_mapping(data)
         except InvalidExperiment as invalid:
             errors = dict(invalid.errors)
-        else:
-            if not _service().create(definition):
+        try:
+            allocation, caring = _settings_from_form()
+        except InvalidExperiment as invalid:
+            errors |= invalid.errors
+        if not errors:
+            if not _service().create(definition, allocation=allocation, caring=caring):
                 errors["slug"] = f"“{definition.slug}” is taken by another experiment"
             else:
                 current_app.logger.info("editor %s created %s", g.editor, definition.slug)
@@ -473,7 +541,12 @@ def new():
                 return redirect(url_for("dashboard.experiment", slug=definition.slug), code=303)
         status = 422
     return (
-        render_template("dashboard_new.html", values=values, errors=errors),
+        render_template(
+            "dashboard_new.html",
+            values=values,
+            errors=errors,
+            choices=present.ALLOCATION_CHOICES,
+        ),
         status,
     )
 

@@ -112,6 +112,7 @@ ACTIONS = [
     f"/dashboard/{SLUG}/pause",
     f"/dashboard/{SLUG}/resume",
     f"/dashboard/{SLUG}/reopen",
+    f"/dashboard/{SLUG}/settings",
     "/dashboard/new",
     "/dashboard/logout",
 ]
@@ -659,6 +660,97 @@ def test_create_form_reports_several_errors_at_once(editor):
     assert response.status_code == 422
     for field in ("slug", "title", "headlines", "body"):
         assert f'id="{field}-error"' in response.text
+
+
+def test_create_form_offers_both_modes_and_creates_with_the_chosen_one(editor, service):
+    page = editor.get("/dashboard/new").text
+    assert 'name="allocation" value="clicks" checked' in page
+    assert 'name="allocation" value="winner"' in page
+    assert "Find the winner" in page and "per 200,000 readers" in page
+    assert 'id="caring" name="caring" value="2"' in page
+    response = new_experiment(editor, allocation="winner", caring=" 0,5 % ")
+    assert response.status_code == 303
+    experiment = service.store.get("budget-vote")
+    assert (experiment.allocation, experiment.caring) == ("winner", 0.005)
+    page = editor.get(response.headers["Location"]).text
+    assert 'id="settings-allocation">Find the winner<' in page
+    assert 'id="settings-caring">0.5%<' in page
+    # Left out altogether (an older form): the defaults.
+    assert new_experiment(editor, slug="plain").status_code == 303
+    plain = service.store.get("plain")
+    assert (plain.allocation, plain.caring) == ("clicks", 0.02)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"allocation": "fastest"}, "allocation"),
+        ({"allocation": ""}, "allocation"),
+        ({"caring": "0"}, "caring"),
+        ({"caring": "100"}, "caring"),
+        ({"caring": "-1"}, "caring"),
+        ({"caring": "lots"}, "caring"),
+        ({"caring": "nan"}, "caring"),
+        ({"caring": ""}, "caring"),
+    ],
+)
+def test_create_form_refuses_bad_settings_next_to_the_field(editor, service, fields, field):
+    response = new_experiment(editor, title="", **fields)
+    assert response.status_code == 422
+    assert f'id="{field}-error"' in response.text
+    assert 'id="title-error"' in response.text  # with the definition's errors, at once
+    assert service.store.get("budget-vote") is None
+
+
+def test_settings_form_changes_mode_and_threshold_and_is_audited(editor, service):
+    page = editor.get(f"/dashboard/{SLUG}").text
+    assert 'id="settings-allocation">Maximize clicks<' in page
+    assert 'id="settings-caring">2%<' in page
+    response = post_action(editor, "settings", allocation="winner", caring="1.5")
+    assert response.status_code == 303
+    experiment = service.store.get(SLUG)
+    assert (experiment.allocation, experiment.caring) == ("winner", 0.015)
+    assert status_of(service) == ("running", None)
+    page = editor.get(response.headers["Location"]).text
+    assert "Settings changed: find the winner" in page
+    assert 'id="settings-allocation">Find the winner<' in page
+    assert "Changed the settings" in page
+    assert "Maximize clicks, stop below 2% → Find the winner, stop below 1.5%" in page
+    (entry,) = service.audit(SLUG)
+    assert entry["action"] == "settings" and entry["editor"] == "editor"
+    # The same again changes nothing and says so.
+    page = editor.get(
+        post_action(editor, "settings", allocation="winner", caring="1.5").headers["Location"]
+    ).text
+    assert "Nothing changed: the test has these settings already" in page
+    assert len(service.audit(SLUG)) == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"allocation": "fastest", "caring": "2"},
+        {"allocation": "winner", "caring": "0"},
+        {"allocation": "winner", "caring": "150"},
+        {"allocation": "winner", "caring": "two"},
+    ],
+)
+def test_settings_form_refuses_bad_values(editor, service, fields):
+    response = post_action(editor, "settings", **fields)
+    assert response.status_code == 400
+    assert "Nothing changed" in response.text and "Traceback" not in response.text
+    experiment = service.store.get(SLUG)
+    assert (experiment.allocation, experiment.caring) == ("clicks", 0.02)
+    assert service.audit(SLUG) == []
+
+
+def test_settings_of_an_unknown_experiment_is_a_404(editor):
+    token = csrf_token(editor, f"/dashboard/{SLUG}")
+    response = editor.post(
+        "/dashboard/no-such-story/settings",
+        data={"csrf_token": token, "allocation": "winner", "caring": "2"},
+    )
+    assert response.status_code == 404
 
 
 # -- exports and the time series -------------------------------------------------------------
