@@ -16,9 +16,16 @@ import click
 from . import chartdata, verdicts
 from .config import ConfigError, Settings
 from .embedded import EmbeddedRedis, EmbeddedRedisError
-from .model import DECIDED, Definition, InvalidExperiment
+from .model import (
+    ALLOCATIONS,
+    DECIDED,
+    DEFAULT_CARING,
+    Definition,
+    InvalidExperiment,
+    check_settings,
+)
 from .report import ExperimentReport
-from .service import Service, UnknownExperiment
+from .service import ActionRefused, Service, UnknownExperiment
 from .store import StoreError, connect
 
 __all__ = ["main"]
@@ -239,7 +246,7 @@ def experiments() -> None:
 
 @experiments.command("list")
 def list_experiments() -> None:
-    """One line per experiment: slug, status, variants, impressions, clicks."""
+    """One line per experiment: slug, status, variants, impressions, clicks, allocation mode."""
     with _service() as service:
         found = service.fresh_all()
     if not found:
@@ -251,13 +258,19 @@ def list_experiments() -> None:
             f"{experiment.slug}\t{experiment.status}{winner}"
             f"\t{len(experiment.variant_ids)} variants"
             f"\t{sum(experiment.impressions):,} impressions\t{sum(experiment.clicks):,} clicks"
+            f"\tallocation={experiment.allocation}\tcaring={experiment.caring:g}"
         )
 
 
 @experiments.command("create")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def create_experiment(path: Path) -> None:
-    """Create an experiment from a TOML or JSON file (slug, title, headlines, body)."""
+    """Create an experiment from a TOML or JSON file (slug, title, headlines, body).
+
+    Optional keys: ``allocation`` ("clicks" to maximize clicks, the default, or
+    "winner" to find the winner sooner at a cost in clicks) and ``caring``
+    (the threshold of caring, a share of the leader's CTR, default 0.02).
+    """
     try:
         text = path.read_text("utf-8")
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
@@ -269,16 +282,61 @@ def create_experiment(path: Path) -> None:
         raise click.ClickException(
             f"{path} must hold a table/object with slug, title, headlines, body"
         )
+    errors = {}
     try:
         definition = Definition.from_mapping(data)
     except InvalidExperiment as invalid:
+        errors |= invalid.errors
+    try:
+        allocation, caring = check_settings(
+            data.get("allocation", "clicks"), data.get("caring", DEFAULT_CARING)
+        )
+    except InvalidExperiment as invalid:
+        errors |= invalid.errors
+    if errors:
         raise click.ClickException(
-            "invalid experiment:\n" + "\n".join(f"  {f}: {m}" for f, m in invalid.errors.items())
+            "invalid experiment:\n" + "\n".join(f"  {f}: {m}" for f, m in errors.items())
         ) from None
     with _service() as service:
-        if not service.create(definition):
+        if not service.create(definition, allocation=allocation, caring=caring):
             raise click.ClickException(f"an experiment {definition.slug!r} exists already")
-    click.echo(f"created {definition.slug} with {len(definition.headlines)} headlines")
+    click.echo(
+        f"created {definition.slug} with {len(definition.headlines)} headlines"
+        f" (allocation={allocation}, caring={caring:g})"
+    )
+
+
+@experiments.command("settings")
+@click.argument("slug")
+@click.option(
+    "--allocation",
+    type=click.Choice(ALLOCATIONS),
+    help="clicks: maximize clicks; winner: find the winner sooner, at a cost in clicks.",
+)
+@click.option(
+    "--caring",
+    type=float,
+    help="The threshold of caring, a share of the leader's CTR (0 < caring < 1).",
+)
+@click.option("--editor", default="cli", show_default=True, help="The name in the audit log.")
+def experiment_settings(slug: str, allocation: str | None, caring: float | None, editor: str):
+    """Change an experiment's allocation mode and threshold of caring (audited)."""
+    with _service() as service:
+        experiment = service.fresh(slug)
+        try:
+            changed = service.set_settings(
+                slug,
+                experiment.allocation if allocation is None else allocation,
+                experiment.caring if caring is None else caring,
+                editor,
+            )
+        except InvalidExperiment as invalid:
+            raise click.ClickException(
+                "; ".join(f"{f}: {m}" for f, m in invalid.errors.items())
+            ) from None
+        except ActionRefused as refused:
+            raise click.ClickException(f"nothing changed: {refused}") from None
+    click.echo(f"{slug}: allocation={changed.allocation}, caring={changed.caring:g}")
 
 
 @main.command("hash-password")

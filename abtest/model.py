@@ -191,7 +191,9 @@ class Experiment:
         return self.variant_ids[0]
 
 
-def check_settings(allocation: object = CLICKS, caring: object = DEFAULT_CARING) -> tuple[str, float]:
+def check_settings(
+    allocation: object = CLICKS, caring: object = DEFAULT_CARING
+) -> tuple[str, float]:
     """An experiment's allocation mode and threshold of caring from user input
     (a form, TOML or JSON), as ``(allocation, caring)``.
 

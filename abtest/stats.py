@@ -106,8 +106,9 @@ def build_report(
     confidence sequence at level 1 - alpha / K, the pairwise e-values and the
     proven call) and the stop advice (:mod:`abtest.decision`: the leader's
     expected loss against ``threshold``, clicks per reader, by default the
-    share ``relative_threshold`` (default 2%) of the leader's CTR; with ``forecast``, the readers until a proven
-    call and a safe stop are likely, simulated under the allocation ``mode``).
+    share ``relative_threshold`` (default 2%) of the leader's CTR; with
+    ``forecast``, the readers until a proven call and a safe stop are likely,
+    simulated under the allocation ``mode``).
     """
     alpha = _check_alpha(alpha)
     impressions_list, clicks_list = _check_counts(impressions, clicks)

@@ -74,7 +74,7 @@ _ALLOCATION_NAMES = {mode: name for mode, name, _ in ALLOCATION_CHOICES}
 
 
 def allocation_name(mode: str) -> str:
-    """"Maximize clicks" or "Find the winner"."""
+    """A mode as editors read it: "Maximize clicks" or "Find the winner"."""
     return _ALLOCATION_NAMES.get(mode, mode)
 
 
@@ -272,7 +272,7 @@ def audit_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _settings_text(settings: dict) -> str:
-    """"Find the winner, stop below 2%" from an audit entry's settings."""
+    """An audit entry's settings in words: "Find the winner, stop below 2%"."""
     mode = allocation_name(str(settings.get("allocation", "?")))
     caring = settings.get("caring")
     if not isinstance(caring, int | float):

@@ -151,3 +151,52 @@ def test_hash_password_prints_only_a_working_hash(runner):
     assert check_password_hash(line, "correct horse")
     short = runner.invoke(main, ["hash-password"], input="short\nshort\n")
     assert short.exit_code != 0 and "at least 8 characters" in short.output
+
+
+def test_experiments_create_with_settings_and_change_them(runner, redis_client, tmp_path):
+    from abtest import keys
+
+    toml = tmp_path / "budget.toml"
+    toml.write_text(
+        'slug = "budget-vote"\ntitle = "Budget"\nheadlines = ["Passes", "Squeaks through"]\n'
+        'body = "The council voted."\nallocation = "winner"\ncaring = 0.05\n'
+    )
+    created = runner.invoke(main, ["experiments", "create", str(toml)])
+    assert created.exit_code == 0, created.output
+    meta = redis_client.hgetall(keys.meta("budget-vote"))
+    assert meta["allocation"] == "winner" and float(meta["caring"]) == 0.05
+    listed = runner.invoke(main, ["experiments", "list"]).output
+    assert "allocation=winner\tcaring=0.05" in listed
+    assert "allocation=clicks\tcaring=0.02" in listed  # the seed story: the defaults
+
+    changed = runner.invoke(main, ["experiments", "settings", "budget-vote", "--caring", "0.01"])
+    assert changed.exit_code == 0, changed.output
+    assert "allocation=winner, caring=0.01" in changed.output
+    assert redis_client.lrange(keys.audit("budget-vote"), 0, -1)  # audited
+    for arguments, message in (
+        (["--caring", "2"], "caring:"),
+        (["--allocation", "fastest"], "Invalid value"),
+        (["--caring", "0.01"], "nothing changed"),
+    ):
+        refused = runner.invoke(main, ["experiments", "settings", "budget-vote", *arguments])
+        assert refused.exit_code != 0 and message in refused.output, refused.output
+    unknown = runner.invoke(main, ["experiments", "settings", "nope", "--caring", "0.01"])
+    assert unknown.exit_code != 0 and "no experiment 'nope'" in unknown.output
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "slug": "other",
+                "title": "T",
+                "headlines": ["A", "B"],
+                "body": "x",
+                "allocation": "fastest",
+                "caring": 1,
+            }
+        )
+    )
+    invalid = runner.invoke(main, ["experiments", "create", str(bad)])
+    assert invalid.exit_code != 0
+    assert "allocation:" in invalid.output and "caring:" in invalid.output
+    assert not redis_client.exists(keys.meta("other"))
