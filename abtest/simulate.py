@@ -60,10 +60,7 @@ from scipy import special
 from . import bandit, decision
 from .sequential import PRIOR, proven_leader
 
-try:  # the quadrature's home
-    from .posterior import compare as _compare
-except ImportError:  # pragma: no cover - older layout
-    from .stats import _compare_posteriors as _compare
+from .posterior import compare as _compare
 
 __all__ = [
     "ALLOCATIONS",
