@@ -40,9 +40,8 @@ import numpy as np
 from scipy import special
 
 from . import bandit
-from .sequential import PRIOR, proven_leader
-
 from .posterior import compare as _compare
+from .sequential import PRIOR, proven_leader
 
 __all__ = [
     "DEFAULT_RELATIVE_THRESHOLD",

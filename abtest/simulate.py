@@ -58,9 +58,8 @@ from numpy.polynomial import hermite_e
 from scipy import special
 
 from . import bandit, decision
-from .sequential import PRIOR, proven_leader
-
 from .posterior import compare as _compare
+from .sequential import PRIOR, proven_leader
 
 __all__ = [
     "ALLOCATIONS",
