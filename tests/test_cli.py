@@ -200,3 +200,12 @@ def test_experiments_create_with_settings_and_change_them(runner, redis_client, 
     assert invalid.exit_code != 0
     assert "allocation:" in invalid.output and "caring:" in invalid.output
     assert not redis_client.exists(keys.meta("other"))
+
+
+def test_simulate_offers_exactly_the_simulators_allocations():
+    # cli.py names them itself so that `abtest --help` doesn't import numpy
+    # and scipy with abtest.simulate; this keeps the two lists one.
+    from abtest import cli, simulate
+
+    option = next(p for p in cli.simulate.params if p.name == "allocations")
+    assert tuple(option.type.choices) == simulate.ALLOCATIONS
