@@ -13,13 +13,58 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["ConfigError", "Settings", "default_data_dir", "DEV_SECRET_PREFIX"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "default_data_dir",
+    "DEV_SECRET_PREFIX",
+    "random_looking",
+    "MIN_TOKEN_LENGTH",
+]
 
 # Secrets generated for a development data directory start with this, so a
 # production start can tell them from a secret an operator chose.
 DEV_SECRET_PREFIX = "dev-"
 
 _WEAK_SECRETS = {"", "secret", "changeme", "change-me", "dev", "development", "temp", "test"}
+
+
+#: A production secret key must carry at least this much entropy, as
+#: :func:`random_looking` estimates it (32 random bytes).
+MIN_SECRET_BITS = 256
+#: A production API or metrics token must be at least this long.
+MIN_TOKEN_LENGTH = 32
+_GENERATE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+_HEX = set("0123456789abcdefABCDEF")
+_URLSAFE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/")
+
+
+def random_looking(value: str, min_bits: float) -> bool:
+    """Whether ``value`` looks like a random secret of at least ``min_bits``.
+
+    An estimate, not a proof: each character is worth 4 bits if the value is
+    all hexadecimal, 6 if it is all base64, else 6.5, so ``secrets.token_hex(32)``
+    and ``secrets.token_urlsafe(32)`` pass at 256 bits; and a value made of
+    few distinct characters (``aaaa...``, ``abab...``) or one character
+    filling a quarter of it is refused whatever its length.
+    """
+    if not value:
+        return False
+    chars = set(value)
+    if len(chars) < min(12, len(value)) or max(map(value.count, chars)) > len(value) / 4:
+        return False
+    per_char = 4.0 if chars <= _HEX else 6.0 if chars <= _URLSAFE else 6.5
+    return len(value) * per_char >= min_bits
+
+
+def _public_url(value: str) -> str:
+    """``ABTEST_PUBLIC_URL`` checked: ``http(s)://host[:port][/path]``, no trailing slash."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value.strip())
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"ABTEST_PUBLIC_URL must be like https://news.example.com, not {value!r}")
+    return value.strip().rstrip("/")
 
 
 class ConfigError(ValueError):
@@ -102,6 +147,36 @@ class Settings:
     dashboard_refresh: float = 5.0
     #: ``ABTEST_LOAD_SEED``: load the bundled seed story on start.
     load_seed: bool = True
+    #: ``ABTEST_PROXY_HOPS``: how many trusted reverse proxies (each appending
+    #: to ``X-Forwarded-For``) stand between readers and the service; 0 trusts
+    #: no forwarded header and takes the socket's address.
+    proxy_hops: int = 0
+    #: ``ABTEST_PUBLIC_URL``: the site's public base URL (``https://news.example``),
+    #: the only source of absolute URLs; unset: links are root-relative paths,
+    #: never built from the request's ``Host``.
+    public_url: str | None = None
+    #: ``ABTEST_BUDGET_WINDOW``: the window of the per-client counting budgets.
+    budget_window: int = 3600
+    #: ``ABTEST_BUDGET_IMPRESSIONS``: impressions counted per client address per
+    #: experiment per window; past it readers are served uncounted and the
+    #: excess is counted as excluded ("rate-limited").  0: no budget.
+    budget_impressions: int = 100
+    #: ``ABTEST_BUDGET_CLICKS``: the same for clicks.
+    budget_clicks: int = 25
+    #: ``ABTEST_BREAKER_BACKOFF``: after a Redis call times out or fails, how
+    #: long readers are served uncounted at once before counting is tried again.
+    breaker_backoff: float = 1.0
+    #: ``ABTEST_ACCESS_LOG``: log one line per request (gunicorn's access log).
+    access_log: bool = False
+    #: ``ABTEST_METRICS_TOKEN``: Bearer token for ``/metrics``; unset: the API
+    #: token opens it.
+    metrics_token: str | None = None
+    #: ``ABTEST_SESSION_IDLE``: an editor's session ends after this long without
+    #: a request from it.
+    session_idle: int = 4 * 3600
+    #: ``ABTEST_MAX_BODY``: the largest request body accepted (bytes); larger
+    #: ones get 413 without being read.
+    max_body: int = 1_000_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -133,12 +208,24 @@ class Settings:
             "minute_retention": ("ABTEST_MINUTE_RETENTION", int, 3600),
             "hour_retention": ("ABTEST_HOUR_RETENTION", int, 86_400),
             "dashboard_refresh": ("ABTEST_DASHBOARD_REFRESH", float, 0.5),
+            "proxy_hops": ("ABTEST_PROXY_HOPS", int, 0),
+            "budget_window": ("ABTEST_BUDGET_WINDOW", int, 60),
+            "budget_impressions": ("ABTEST_BUDGET_IMPRESSIONS", int, 0),
+            "budget_clicks": ("ABTEST_BUDGET_CLICKS", int, 0),
+            "breaker_backoff": ("ABTEST_BREAKER_BACKOFF", float, 0.05),
+            "session_idle": ("ABTEST_SESSION_IDLE", int, 60),
+            "max_body": ("ABTEST_MAX_BODY", int, 1024),
         }
         for field, (name, cast, minimum) in numbers.items():
             if env.get(name):
                 values[field] = _number(env[name], name, cast, minimum)
         if env.get("ABTEST_LOAD_SEED"):
             values["load_seed"] = _flag(env["ABTEST_LOAD_SEED"], "ABTEST_LOAD_SEED")
+        if env.get("ABTEST_ACCESS_LOG"):
+            values["access_log"] = _flag(env["ABTEST_ACCESS_LOG"], "ABTEST_ACCESS_LOG")
+        values["metrics_token"] = env.get("ABTEST_METRICS_TOKEN") or None
+        if env.get("ABTEST_PUBLIC_URL"):
+            values["public_url"] = _public_url(env["ABTEST_PUBLIC_URL"])
         values.update(overrides)
         settings = cls(**values)
         settings.validate()
@@ -149,15 +236,26 @@ class Settings:
         if self.refresh_interval > 1.0:
             raise ConfigError("ABTEST_REFRESH_INTERVAL must be at most 1 second")
         if self.production:
-            if self.secret_key.strip().lower() in _WEAK_SECRETS or self.secret_key.startswith(
-                DEV_SECRET_PREFIX
+            if (
+                self.secret_key.strip().lower() in _WEAK_SECRETS
+                or self.secret_key.startswith(DEV_SECRET_PREFIX)
+                or not random_looking(self.secret_key, MIN_SECRET_BITS)
             ):
                 raise ConfigError(
-                    "ABTEST_SECRET_KEY must be set to a long random value in production "
-                    '(e.g. python -c "import secrets; print(secrets.token_urlsafe(32))")'
+                    "ABTEST_SECRET_KEY must be at least 32 random bytes in production "
+                    f"(e.g. {_GENERATE}); a short, repetitive or default one is refused"
                 )
-            if len(self.secret_key) < 16:
-                raise ConfigError("ABTEST_SECRET_KEY must be at least 16 characters in production")
+            for name, token in (
+                ("ABTEST_API_TOKEN", self.api_token),
+                ("ABTEST_METRICS_TOKEN", self.metrics_token),
+            ):
+                if token is not None and (
+                    len(token) < MIN_TOKEN_LENGTH or not random_looking(token, 0)
+                ):
+                    raise ConfigError(
+                        f"{name} must be at least {MIN_TOKEN_LENGTH} random characters "
+                        f"in production (e.g. {_GENERATE})"
+                    )
 
     @property
     def production(self) -> bool:
