@@ -8,13 +8,14 @@ __all__ = ["register"]
 
 
 def register(app: Flask) -> None:
-    from . import api, errors, reader
+    from . import api, errors, health, reader
     from .shortcuts import CookieHeader, EditorSessions
 
     app.extensions["abtest"]["cookie_header"] = CookieHeader(app.extensions["abtest"]["settings"])
     app.session_interface = EditorSessions()
     app.register_blueprint(reader.blueprint)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(health.blueprint)
     errors.register(app)
     from abtest.dashboard import init_app
 

@@ -1,8 +1,8 @@
-"""Reader-facing pages: the front page, the click redirect, the story, health."""
+"""Reader-facing pages: the front page, the click redirect, the story."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, render_template
+from flask import Blueprint, abort, render_template
 
 from ..service import ActionRefused, InvalidLink, UnknownExperiment
 from . import context
@@ -73,10 +73,3 @@ def click(token: str):
     response = ReaderResponse(b"", status=303, headers=[("Location", location)])
     return context.finish(state, response)
 
-
-@blueprint.get("/healthz")
-def healthz():
-    healthy, reason = context.service().health()
-    if healthy:
-        return jsonify(status="ok", redis="ok")
-    return jsonify(status="unavailable", redis=reason), 503
