@@ -1,0 +1,74 @@
+"""REDIS_URL forms: one server, a Redis Cluster, a Sentinel-watched primary."""
+
+from __future__ import annotations
+
+import pytest
+from redis.cluster import RedisCluster
+from topologies import Cluster, SentinelSetup
+
+from abtest.redis_urls import InvalidRedisURL, client_for, parse
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://localhost:6379/0", "rediss://h:1/2", "unix:///tmp/redis.sock"]
+)
+def test_plain_urls_name_one_server(url):
+    assert parse(url).kind == "single"
+
+
+def test_a_cluster_url_lists_its_seed_nodes_and_password():
+    topology = parse("redis+cluster://:s%40cret@10.0.0.1:7000,10.0.0.2,[::1]:7002")
+    assert topology.kind == "cluster"
+    assert topology.nodes == (("10.0.0.1", 7000), ("10.0.0.2", 6379), ("::1", 7002))
+    assert topology.password == "s@cret"
+
+
+def test_a_sentinel_url_names_the_primary_and_database():
+    topology = parse("redis+sentinel://:pw@s1:26379,s2:26380/news/3?sentinel_password=x")
+    assert topology.kind == "sentinel"
+    assert topology.nodes == (("s1", 26379), ("s2", 26380))
+    assert (topology.service, topology.db, topology.password) == ("news", 3, "pw")
+    assert topology.options == {"sentinel_password": "x"}
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("http://localhost", "must start with"),
+        ("redis+sentinel://s1:26379", "name the monitored primary"),
+        ("redis+sentinel://s1:26379/news/x", "not a database number"),
+        ("redis+cluster://h:port", "not host:port"),
+        ("redis+cluster://h:1/2", "only database 0"),
+        ("redis+cluster://h:70000", "not host:port"),
+    ],
+)
+def test_malformed_urls_say_what_is_wrong(url, message):
+    with pytest.raises(InvalidRedisURL, match=message):
+        parse(url)
+
+
+@pytest.mark.slow
+def test_cluster_and_sentinel_urls_reach_real_servers(tmp_path):
+    cluster = Cluster(tmp_path / "cluster")
+    try:
+        client = client_for(cluster.url, decode_responses=True, socket_timeout=5)
+        assert isinstance(client, RedisCluster)
+        for name in ("{a}x", "{b}x", "{c}x", "{d}x"):
+            client.set(name, name)
+        assert [client.get(n) for n in ("{a}x", "{b}x", "{c}x", "{d}x")] == [
+            "{a}x",
+            "{b}x",
+            "{c}x",
+            "{d}x",
+        ]
+        # Four hash tags over three primaries: at least two of them hold keys.
+        assert sum(bool(m.client().dbsize()) for m in cluster.masters) >= 2
+    finally:
+        cluster.stop()
+    sentinel = SentinelSetup(tmp_path / "sentinel")
+    try:
+        client = client_for(sentinel.url, decode_responses=True, socket_timeout=5)
+        client.set("k", "v")
+        assert sentinel.primary.client().get("k") == "v"
+    finally:
+        sentinel.stop()
