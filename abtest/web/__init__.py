@@ -8,7 +8,7 @@ __all__ = ["register"]
 
 
 def register(app: Flask) -> None:
-    from . import api, errors, health, reader
+    from . import api, errors, health, ops, reader
     from .shortcuts import CookieHeader, EditorSessions
 
     app.extensions["abtest"]["cookie_header"] = CookieHeader(app.extensions["abtest"]["settings"])
@@ -17,6 +17,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(health.blueprint)
     errors.register(app)
+    ops.register(app)
     from abtest.dashboard import init_app
 
     init_app(app)
