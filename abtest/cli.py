@@ -83,6 +83,10 @@ def serve(host, port, workers, threads, redis_url, data_dir) -> None:
     try:
         settings = settings.with_dev_secrets()
         settings.validate()
+        # Before the app is built and the workers fork: /metrics sums them all.
+        from .metrics import prepare_multiprocess
+
+        prepare_multiprocess(settings.data_dir)
     except (ConfigError, OSError) as error:
         raise click.ClickException(str(error)) from None
     embedded = None

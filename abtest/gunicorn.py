@@ -40,7 +40,15 @@ def options(host: str, port: int, workers: int, threads: int = 1) -> dict:
         "proc_name": "abtest",
         "graceful_timeout": 10,
         "keepalive": 5,
+        "child_exit": _child_exit,
     }
+
+
+def _child_exit(server, worker) -> None:
+    """gunicorn reaped a worker: its circuit state leaves /metrics (its counts stay)."""
+    from . import metrics
+
+    metrics.worker_exited(worker.pid)
 
 
 def serve(load: Callable[[], Callable], options: dict) -> None:
