@@ -28,6 +28,15 @@ key                                type        meaning
                                                bounds de-duplication memory
 ``abtest:{slug}:audit``            list        JSON audit entries (who, when, action, stats),
                                                newest first
+``abtest:session:<id>``            string      one signed-in editor's session (Flask's tagged
+                                               JSON: ``editor``, the CSRF secret, flashed
+                                               messages); expires ABTEST_SESSION_IDLE after
+                                               the editor's last request
+``abtest:editor:<name>:sessions``  set         the ids of that editor's sessions, for signing
+                                               them out everywhere; pruned at each sign-in
+``abtest:signin:<digest>``         sorted set  sign-in attempts for one user name from one
+                                               address (``<digest>`` hashes the pair), scored
+                                               by time; expires with the lockout window
 =================================  ==========  ================================================
 
 Counters are written only by the Lua scripts in :mod:`abtest.store`, each in
@@ -47,6 +56,9 @@ __all__ = [
     "audit",
     "impression_field",
     "click_field",
+    "session",
+    "editor_sessions",
+    "sign_in_attempts",
 ]
 
 PREFIX = "abtest:"
@@ -87,3 +99,15 @@ def impression_field(variant: str) -> str:
 
 def click_field(variant: str) -> str:
     return "c:" + variant
+
+
+def session(session_id: str) -> str:
+    return f"{PREFIX}session:{session_id}"
+
+
+def editor_sessions(editor: str) -> str:
+    return f"{PREFIX}editor:{editor}:sessions"
+
+
+def sign_in_attempts(digest: str) -> str:
+    return f"{PREFIX}signin:{digest}"
