@@ -37,6 +37,14 @@ key                                type        meaning
 ``abtest:signin:<digest>``         sorted set  sign-in attempts for one user name from one
                                                address (``<digest>`` hashes the pair), scored
                                                by time; expires with the lockout window
+``abtest:{instance}``              string      a random id, written the first time abtest saw
+                                               this Redis; missing while Redis answers means
+                                               Redis lost its data (:mod:`abtest.watch`)
+``abtest:{instance}:data-lost``    hash        the last loss noticed: ``noticed_at`` (Unix
+                                               seconds), ``noticed_by`` (host:pid),
+                                               ``previous`` (the lost id), and once an editor
+                                               has seen it ``acknowledged_by``,
+                                               ``acknowledged_at``
 =================================  ==========  ================================================
 
 Counters are written only by the Lua scripts in :mod:`abtest.store`, each in
@@ -59,10 +67,15 @@ __all__ = [
     "session",
     "editor_sessions",
     "sign_in_attempts",
+    "INSTANCE",
+    "DATA_LOST",
 ]
 
 PREFIX = "abtest:"
 EXPERIMENTS = PREFIX + "experiments"
+# One hash tag: the watch's script touches both.
+INSTANCE = PREFIX + "{instance}"
+DATA_LOST = INSTANCE + ":data-lost"
 
 
 def _tagged(slug: str) -> str:
