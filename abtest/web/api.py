@@ -1,13 +1,18 @@
-"""The JSON API: assignment for pages that aren't ours, stats for editors."""
+"""The JSON API: assignment for pages that aren't ours; stats and actions for editors.
+
+The actions (pause, resume, decide, reopen) take the Bearer API token only,
+not an editor's session cookie: a cookie rides along on requests other sites
+make, a token never does.  They go through the service's own methods, so
+each lands in the experiment's audit log, with ``api`` as the editor.
+"""
 
 from __future__ import annotations
 
-import hmac
-
 from flask import Blueprint, abort, current_app, jsonify, request, session
 
-from ..service import UnknownExperiment
+from ..service import ActionRefused, UnknownExperiment
 from . import context
+from .ops import bearer_matches
 from .shortcuts import ReaderResponse, article_path, click_path
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -20,7 +25,9 @@ def assignment(slug: str):
         (chosen,) = state.assign([slug])
     except UnknownExperiment:
         abort(404, description=f"no experiment {slug!r}")
-    base = request.host_url[:-1] + request.script_root  # url_for(..., _external=True)'s
+    # Never from the request's Host (a client chooses it): the configured
+    # public URL, else a path from the site's root.
+    base = state.extension["settings"].public_url or state.request.script_root
     if chosen.click_token is None:
         click_url = article_path(base, slug)
     else:
@@ -44,25 +51,96 @@ def editor_allowed() -> bool:
         # editor's session stops working here too.
         editors = current_app.extensions.get("dashboard", {}).get("editors")
         return editors is None or editors.exists(editor)
-    token = context.settings().api_token
-    header = request.headers.get("Authorization", "")
-    scheme, _, supplied = header.partition(" ")
-    return bool(
-        token
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(supplied.strip().encode(), token.encode())
-    )
+    return bearer_matches(context.settings().api_token)
+
+
+def _error(status: int, message: str, **headers: str):
+    response = jsonify(error=message)
+    response.status_code = status
+    response.headers.update(headers)
+    return response
 
 
 @blueprint.get("/experiments/<slug>/stats")
 def stats(slug: str):
     if not editor_allowed():
-        response = jsonify(error="sign in as an editor or send Authorization: Bearer <token>")
-        response.status_code = 401
-        response.headers["WWW-Authenticate"] = 'Bearer realm="abtest"'
-        return response
+        return _error(
+            401,
+            "sign in as an editor or send Authorization: Bearer <token>",
+            **{"WWW-Authenticate": 'Bearer realm="abtest"'},
+        )
     try:
         document = context.service().report(slug).to_json()
     except UnknownExperiment:
         abort(404, description=f"no experiment {slug!r}")
     return jsonify(document)
+
+
+#: The editor named in the audit log for actions taken on the API.
+API_EDITOR = "api"
+
+
+class _Malformed(ValueError):
+    """The request's body is not what the action needs (400)."""
+
+
+def _act(slug: str, action):
+    """Run ``action(service)`` for a Bearer-token caller; the experiment's new state as JSON.
+
+    Refusals in this order: no token configured (403), a missing or wrong
+    token (401), an unknown slug (404), a malformed body (400), an action the
+    experiment's state does not allow (409).
+    """
+    token = context.settings().api_token
+    if not token:
+        return _error(403, "actions on the API are off: set ABTEST_API_TOKEN")
+    if not bearer_matches(token):
+        return _error(
+            401,
+            "send Authorization: Bearer <ABTEST_API_TOKEN>",
+            **{"WWW-Authenticate": 'Bearer realm="abtest"'},
+        )
+    try:
+        experiment = action(context.service())
+    except UnknownExperiment:
+        return _error(404, f"no experiment {slug!r}")
+    except _Malformed as malformed:
+        return _error(400, str(malformed))
+    except ActionRefused as refused:
+        return _error(409, str(refused))
+    return jsonify(experiment=experiment.slug, status=experiment.status, winner=experiment.winner)
+
+
+@blueprint.post("/experiments/<slug>/pause")
+def pause(slug: str):
+    return _act(slug, lambda service: service.pause(slug, API_EDITOR))
+
+
+@blueprint.post("/experiments/<slug>/resume")
+def resume(slug: str):
+    return _act(slug, lambda service: service.resume(slug, API_EDITOR))
+
+
+@blueprint.post("/experiments/<slug>/reopen")
+def reopen(slug: str):
+    return _act(slug, lambda service: service.reopen(slug, API_EDITOR))
+
+
+@blueprint.post("/experiments/<slug>/decide")
+def decide(slug: str):
+    body = request.get_json(force=True, silent=True)
+    variant = body.get("variant") if isinstance(body, dict) else None
+
+    def choose(service):
+        experiment = service.fresh(slug)
+        if not isinstance(variant, str) or not variant.strip():
+            raise _Malformed('send JSON {"variant": "<variant id>"}, e.g. {"variant": "b"}')
+        chosen = variant.strip().lower()
+        if chosen not in experiment.variant_ids:
+            raise _Malformed(
+                f"no variant {variant!r} in {slug!r}: "
+                f"choose one of {', '.join(experiment.variant_ids)}"
+            )
+        return service.decide(slug, chosen, API_EDITOR)
+
+    return _act(slug, choose)
