@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import getpass
 import json
 import multiprocessing
+import os
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -21,6 +23,7 @@ from .model import (
     DECIDED,
     DEFAULT_CARING,
     Definition,
+    Experiment,
     InvalidExperiment,
     check_settings,
 )
@@ -245,7 +248,7 @@ def render_report(report: ExperimentReport, readers_per_second: float | None = N
 
 @main.group()
 def experiments() -> None:
-    """Create and list experiments."""
+    """Create, list and change experiments; pause, resume, decide and reopen them (audited)."""
 
 
 @experiments.command("list")
@@ -322,9 +325,12 @@ def create_experiment(path: Path) -> None:
     type=float,
     help="The threshold of caring, a share of the leader's CTR (0 < caring < 1).",
 )
-@click.option("--editor", default="cli", show_default=True, help="The name in the audit log.")
-def experiment_settings(slug: str, allocation: str | None, caring: float | None, editor: str):
+@click.option("--editor", show_default="cli:<os user>", help="The name in the audit log.")
+def experiment_settings(
+    slug: str, allocation: str | None, caring: float | None, editor: str | None
+):
     """Change an experiment's allocation mode and threshold of caring (audited)."""
+    editor = editor or _actor()
     with _service() as service:
         experiment = service.fresh(slug)
         try:
@@ -341,6 +347,66 @@ def experiment_settings(slug: str, allocation: str | None, caring: float | None,
         except ActionRefused as refused:
             raise click.ClickException(f"nothing changed: {refused}") from None
     click.echo(f"{slug}: allocation={changed.allocation}, caring={changed.caring:g}")
+
+
+def _actor() -> str:
+    """The audit log's name for whoever runs this command: ``cli:<os user>``."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name, no passwd entry (some containers)
+        user = str(os.getuid())
+    return f"cli:{user}"
+
+
+def _act(slug: str, act: Callable[[Service], Experiment]) -> None:
+    """Run an audited action on ``slug`` and say the experiment's new state."""
+    with _service() as service:
+        try:
+            experiment = act(service)
+        except ActionRefused as refused:
+            raise click.ClickException(f"{slug}: {refused}") from None
+    winner = f", winner {experiment.winner.upper()}" if experiment.winner else ""
+    click.echo(f"{slug}: {experiment.status}{winner}")
+
+
+@experiments.command("pause")
+@click.argument("slug")
+def pause_experiment(slug: str) -> None:
+    """Pause a running experiment: every reader gets headline A, nothing is counted."""
+    _act(slug, lambda service: service.pause(slug, _actor()))
+
+
+@experiments.command("resume")
+@click.argument("slug")
+def resume_experiment(slug: str) -> None:
+    """Resume a paused experiment: new readers are tested and counted again."""
+    _act(slug, lambda service: service.resume(slug, _actor()))
+
+
+@experiments.command("decide")
+@click.argument("slug")
+@click.argument("variant")
+def decide_experiment(slug: str, variant: str) -> None:
+    """Choose VARIANT (a, b, ...) as the winner: every reader gets it, counting stops."""
+
+    def decide(service: Service) -> Experiment:
+        experiment = service.fresh(slug)
+        chosen = variant.strip().lower()
+        if chosen not in experiment.variant_ids:
+            raise click.ClickException(
+                f"{slug} has no variant {variant!r}: "
+                f"choose one of {', '.join(v.upper() for v in experiment.variant_ids)}"
+            )
+        return service.decide(slug, chosen, _actor())
+
+    _act(slug, decide)
+
+
+@experiments.command("reopen")
+@click.argument("slug")
+def reopen_experiment(slug: str) -> None:
+    """Reopen a decided experiment: readers are tested again, counting from where it stopped."""
+    _act(slug, lambda service: service.reopen(slug, _actor()))
 
 
 @main.command("hash-password")

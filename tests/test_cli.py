@@ -209,3 +209,50 @@ def test_simulate_offers_exactly_the_simulators_allocations():
 
     option = next(p for p in cli.simulate.params if p.name == "allocations")
     assert tuple(option.type.choices) == simulate.ALLOCATIONS
+
+
+def test_experiments_actions_change_the_state_and_are_audited(runner, service):
+    import getpass
+
+    actor = f"cli:{getpass.getuser()}"
+    for arguments, said in (
+        (["pause", SLUG], f"{SLUG}: paused"),
+        (["resume", SLUG], f"{SLUG}: running"),
+        (["decide", SLUG, "B"], f"{SLUG}: decided, winner B"),
+        (["reopen", SLUG], f"{SLUG}: running"),
+    ):
+        result = runner.invoke(main, ["experiments", *arguments])
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == said
+    assert service.fresh(SLUG).status == "running"
+    audit = list(reversed(service.audit(SLUG)))
+    assert [(e["action"], e["editor"]) for e in audit] == [
+        ("pause", actor),
+        ("resume", actor),
+        ("decide", actor),
+        ("reopen", actor),
+    ]
+    assert audit[2]["winner"] == "b"
+
+
+def test_experiments_actions_refuse_clearly(runner, service):
+    for arguments, message in (
+        (["pause", "nope"], "no experiment 'nope'"),
+        (["decide", "nope", "a"], "no experiment 'nope'"),
+        (["decide", SLUG, "z"], "no variant 'z': choose one of A, B, C"),
+        (["resume", SLUG], "only a paused test can be resumed"),
+        (["reopen", SLUG], "only a decided test can be reopened"),
+    ):
+        refused = runner.invoke(main, ["experiments", *arguments])
+        assert refused.exit_code == 1, (arguments, refused.output)
+        assert message in refused.output, refused.output
+    missing = runner.invoke(main, ["experiments", "decide", SLUG])
+    assert missing.exit_code == 2 and "VARIANT" in missing.output
+    assert service.fresh(SLUG).status == "running"
+    assert service.audit(SLUG) == []
+    assert runner.invoke(main, ["experiments", "decide", SLUG, "a"]).exit_code == 0
+    again = runner.invoke(main, ["experiments", "decide", SLUG, "b"])
+    assert again.exit_code == 1 and "reopen the test first" in again.output
+    assert runner.invoke(main, ["experiments", "pause", SLUG]).exit_code == 1
+    assert (service.fresh(SLUG).status, service.fresh(SLUG).winner) == ("decided", "a")
+    assert [e["action"] for e in service.audit(SLUG)] == ["decide"]
