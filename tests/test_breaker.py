@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-from prometheus_client import REGISTRY
 
+from abtest import metrics
 from abtest.breaker import CircuitBreaker, OutageLog
 
 
@@ -38,7 +38,7 @@ class Probe:
 
 
 def circuit_gauge() -> float:
-    return REGISTRY.get_sample_value("abtest_circuit_open")
+    return metrics.REGISTRY.get_sample_value("abtest_circuit_open")
 
 
 def wait_until(condition, timeout: float = 10.0) -> None:
