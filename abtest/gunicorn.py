@@ -1,4 +1,15 @@
-"""Running the app under gunicorn from ``abtest serve``."""
+"""Running the app under gunicorn from ``abtest serve``.
+
+Workers are gunicorn's ``gthread`` workers: each process serves
+:data:`DEFAULT_THREADS` requests at once.  A new reader's request waits on
+Redis (one counting round trip, at most ``ABTEST_REDIS_TIMEOUT``); a
+returning reader's, a health check's and a static file's never do.  With one
+thread per process (gunicorn's ``sync`` workers) a single stalled counting
+call held up every request queued behind it, so a slow Redis stalled the whole
+site; with several, the requests that need no Redis keep being served while a
+few wait out the timeout (and the circuit breaker, :mod:`abtest.breaker`, stops
+the rest from trying).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +19,15 @@ from gunicorn.app.base import BaseApplication
 
 from .config import Settings
 
-__all__ = ["run", "serve", "options"]
+__all__ = ["run", "serve", "options", "DEFAULT_THREADS"]
+
+#: Threads per worker.  Enough that the requests in flight when Redis stalls
+#: (each new reader's holds a thread for up to the Redis timeout, until the
+#: circuit breaker opens) leave threads free for returning readers and health
+#: checks; few enough that a worker's threads are cheap (each is a stack and a
+#: slot in the pool; the GIL serializes the Python work anyway, so more
+#: threads add no throughput, only waiting room).
+DEFAULT_THREADS = 8
 
 
 class _Application(BaseApplication):
@@ -25,7 +44,13 @@ class _Application(BaseApplication):
         return self._load()
 
 
-def options(host: str, port: int, workers: int, threads: int = 1) -> dict:
+def options(
+    host: str,
+    port: int,
+    workers: int,
+    threads: int = DEFAULT_THREADS,
+    access_log: bool = False,
+) -> dict:
     """gunicorn's settings for ``abtest serve`` (bench/reader.py serves its floor with them too)."""
     return {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
@@ -34,10 +59,13 @@ def options(host: str, port: int, workers: int, threads: int = 1) -> dict:
         "worker_class": "gthread" if threads > 1 else "sync",
         # Build the app (and load the seed story) once, then fork the workers.
         "preload_app": True,
-        "accesslog": None,
+        # gunicorn's access log on stdout (combined log format) when asked for.
+        "accesslog": "-" if access_log else None,
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "abtest",
+        # A stopping worker finishes the requests it holds (each waits on
+        # Redis for at most the Redis timeout) for up to this long.
         "graceful_timeout": 10,
         "keepalive": 5,
         "child_exit": _child_exit,
@@ -56,15 +84,26 @@ def serve(load: Callable[[], Callable], options: dict) -> None:
     _Application(load, options).run()
 
 
-def run(settings: Settings, host: str, port: int, workers: int, threads: int = 1) -> None:
+def run(
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int = DEFAULT_THREADS,
+) -> None:
     """Serve until SIGINT/SIGTERM; returns (or raises SystemExit) when gunicorn stops."""
 
     def load():
         from . import create_app, stats  # noqa: F401
+        from .watch import watch
 
         # With preload_app this runs once, in the master: the workers fork with
         # scipy already imported (pages shared copy-on-write), so an editor's
         # first stats request doesn't wait a second or two for the import.
-        return create_app(settings)
+        app = create_app(settings)
+        # Each process (the master, and each worker after the fork) watches
+        # for Redis coming back empty.
+        watch(app).start()
+        return app
 
-    serve(load, options(host, port, workers, threads))
+    serve(load, options(host, port, workers, threads, access_log=settings.access_log))

@@ -115,6 +115,7 @@ ACTIONS = [
     f"/dashboard/{SLUG}/settings",
     "/dashboard/new",
     "/dashboard/logout",
+    "/dashboard/data-loss/acknowledge",
 ]
 
 

@@ -1,4 +1,4 @@
-"""The reader pages: counting semantics of /, /articles, /c and /healthz."""
+"""The reader pages: counting semantics of /, /articles and /c."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from conftest import TEST_SECRET
 from helpers import BROWSER, HEADLINES, SLUG, front, story_headline, teasers, totals
 
-from abtest import create_app
 from abtest.signing import TimestampSigner
 from abtest.store import connect
 from abtest.tokens import ClickToken, visitor_ref
@@ -155,21 +154,6 @@ def test_unknown_slug_is_404_and_counts_nothing(client, service):
     token = service.click_tokens.dumps(ClickToken("no-such-story", "a", visitor_ref("someone")))
     assert client.get(f"/c/{token}").status_code == 404
     assert sum(totals(service)[0]) == 0
-
-
-def test_healthz(client):
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "redis": "ok"}
-
-
-def test_healthz_reports_unreachable_redis(settings, tmp_path):
-    dead = connect(f"unix://{tmp_path}/nothing-here.sock", timeout=0.2)
-    app = create_app(settings, redis=dead)
-    response = app.test_client().get("/healthz")
-    assert response.status_code == 503
-    body = response.get_json()
-    assert body["status"] == "unavailable" and body["redis"].startswith("redis:")
 
 
 def test_reader_gets_a_page_while_redis_is_away(client, app, service, settings, tmp_path):

@@ -21,3 +21,6 @@ def register(app: Flask) -> None:
     from abtest.dashboard import init_app
 
     init_app(app)
+    from .. import watch
+
+    watch.init_app(app)
