@@ -93,6 +93,8 @@ def run(
 ) -> None:
     """Serve until SIGINT/SIGTERM; returns (or raises SystemExit) when gunicorn stops."""
 
+    loaded = []
+
     def load():
         from . import create_app, stats  # noqa: F401
         from .watch import watch
@@ -101,9 +103,21 @@ def run(
         # scipy already imported (pages shared copy-on-write), so an editor's
         # first stats request doesn't wait a second or two for the import.
         app = create_app(settings)
-        # Each process (the master, and each worker after the fork) watches
-        # for Redis coming back empty.
-        watch(app).start()
+        # The first look at the instance marker, before the fork: every worker
+        # knows it from the start.
+        watch(app).look()
+        loaded.append(app)
         return app
 
-    serve(load, options(host, port, workers, threads, access_log=settings.access_log))
+    def post_fork(server, worker) -> None:
+        from .watch import watch
+
+        # Each worker watches for Redis coming back empty (abtest.watch).
+        for app in loaded:
+            watch(app).start()
+
+    serve(
+        load,
+        options(host, port, workers, threads, access_log=settings.access_log)
+        | {"post_fork": post_fork},
+    )

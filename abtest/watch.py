@@ -101,9 +101,10 @@ class DataLoss(NamedTuple):
 class Watch:
     """One process's watch over the marker; :meth:`check` is one look (one round trip).
 
-    :meth:`start` looks once and starts the background thread (in each
-    gunicorn worker: see :mod:`abtest.gunicorn`).  Fork-safe: a forked child
-    keeps the marker its parent knew and starts no thread until told.
+    :meth:`start` starts the background thread (``abtest serve`` looks once
+    in gunicorn's master, then starts one in each worker after the fork).
+    Fork-safe: a forked child keeps the marker its parent knew and starts no
+    thread until told.
     """
 
     def __init__(
@@ -238,11 +239,7 @@ class Watch:
     # -- the thread ---------------------------------------------------------
 
     def start(self) -> Watch:
-        """Look once now (if Redis answers), then every ``interval`` s in a daemon thread."""
-        try:
-            self.check()
-        except redis.RedisError as error:
-            log.warning("could not look for the instance marker yet: %s", error)
+        """Look now and then every ``interval`` s, in a daemon thread (once per process)."""
         with self._lock:
             if self._thread is None:
                 self._stopped = threading.Event()
@@ -254,6 +251,13 @@ class Watch:
                 )
                 self._thread.start()
         return self
+
+    def look(self) -> None:
+        """One :meth:`check`, logging rather than raising when Redis does not answer."""
+        try:
+            self.check()
+        except redis.RedisError as error:
+            log.warning("could not look for the instance marker: %s", error)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -268,7 +272,7 @@ class Watch:
 def _watch_until(ref: weakref.ref, stopped: threading.Event, interval: float) -> None:
     """The thread: holds the watch weakly, so a discarded app's watch ends with it."""
     failing = False
-    while not stopped.wait(interval):
+    while True:
         watch = ref()
         if watch is None:
             return
@@ -282,6 +286,8 @@ def _watch_until(ref: weakref.ref, stopped: threading.Event, interval: float) ->
         except Exception:  # keep watching whatever one look hit
             log.exception("the data-loss watch failed a look")
         del watch
+        if stopped.wait(interval):
+            return
 
 
 # -- the app ------------------------------------------------------------------

@@ -69,8 +69,8 @@ def test_not_ready_without_the_seed_story(client, redis_client):
 
 
 def test_not_ready_once_redis_lost_the_marker_this_process_knew(app, client, redis_client):
-    watcher = watch(app).start()
-    watcher.stop()  # looks are driven here
+    watcher = watch(app)
+    watcher.check()
     assert client.get("/healthz/ready").status_code == 200
     redis_client.delete(keys.INSTANCE)  # data lost, the seed still there
     response = client.get("/healthz/ready")
@@ -149,7 +149,9 @@ def test_a_marker_found_missing_by_two_processes_is_written_once(app, redis_clie
 
 
 def test_a_forked_child_keeps_the_marker_and_starts_no_thread(app):
-    watcher = watch(app).start()
+    watcher = watch(app)
+    watcher.check()
+    watcher.start()
     try:
         pid = os.fork()
         if pid == 0:
@@ -157,7 +159,9 @@ def test_a_forked_child_keeps_the_marker_and_starts_no_thread(app):
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
+        thread = watcher._thread
         watcher.stop()
+        thread.join()  # no look of its own may land in the next test's Redis
 
 
 # -- the dashboard's warning ---------------------------------------------------------
