@@ -12,6 +12,7 @@ from flask import Flask
 
 from .config import ConfigError, Settings
 from .service import Service
+from .sessions import SessionStore, SignInThrottle
 from .store import StoreError, connect
 
 __all__ = ["create_app", "Settings", "ConfigError", "__version__"]
@@ -50,6 +51,8 @@ def create_app(settings: Settings | None = None, redis=None) -> Flask:
     app.extensions["abtest"] = {
         "settings": settings,
         "service": service,
+        "sessions": SessionStore(redis, settings.session_idle),
+        "sign_in": SignInThrottle(redis),
     }
     if settings.load_seed:
         try:

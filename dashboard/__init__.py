@@ -23,7 +23,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from .auth import Editors, SignInThrottle
+from .auth import Editors
 from .views import blueprint
 
 __all__ = ["init_app", "blueprint"]
@@ -41,5 +41,8 @@ def init_app(app: Flask) -> None:
         # dashboard's blueprint hook (dashboard/views.py) checks its routes.
         app.config["WTF_CSRF_CHECK_DEFAULT"] = False
 
-    app.extensions["dashboard"] = {"editors": Editors(settings), "throttle": SignInThrottle()}
+    app.extensions["dashboard"] = {
+        "editors": Editors(settings),
+        "throttle": app.extensions["abtest"]["sign_in"],
+    }
     app.register_blueprint(blueprint, url_prefix="/dashboard")

@@ -48,6 +48,7 @@ from abtest.model import (
     check_settings,
 )
 from abtest.service import ActionRefused, Service, UnknownExperiment
+from abtest.sessions import SessionStore, SignInThrottle
 
 from . import charts, present
 from .auth import Editors, safe_next
@@ -81,6 +82,10 @@ def _editors() -> Editors:
     return current_app.extensions["dashboard"]["editors"]
 
 
+def _sessions() -> SessionStore:
+    return current_app.extensions["abtest"]["sessions"]
+
+
 def _config(name: str):
     return current_app.config[name]
 
@@ -106,8 +111,11 @@ def _require_editor():
     if editor and _editors().exists(editor):
         g.editor = editor
         return None
-    if editor:  # the account was removed since sign-in
-        session.pop("editor", None)
+    if editor:
+        # The account was removed since sign-in: every session of that name
+        # ends, so adding the name back later revives none of them.
+        _sessions().delete_all(editor)
+        session.clear()
     if _is_api():
         return jsonify(error="sign in to the dashboard first"), 401
     target = request.full_path if request.query_string else request.path
@@ -210,26 +218,41 @@ def login():
     error = None
     username = ""
     status = 200
+    headers = {}
     if request.method == "POST":
         username = request.form.get("username", "").strip()
         password = request.form.get("password", "")
-        throttle = current_app.extensions["dashboard"]["throttle"]
+        throttle: SignInThrottle = current_app.extensions["dashboard"]["throttle"]
+        # The client's address: the socket's, or the one the trusted proxies
+        # saw (ProxyFix, ABTEST_PROXY_HOPS).
         address = request.remote_addr or "?"
-        wait = throttle.retry_after(address, username)
+        # Counted as a failure until the password proves right, in Redis, so
+        # the limit is the same whichever worker or server takes the attempt.
+        wait = throttle.attempt(address, username)
         if wait:
-            error = f"Too many failed attempts. Try again in {max(1, round(wait / 60))} min."
+            minutes = math.ceil(wait / 60)
+            until = time.strftime("%H:%M UTC", time.gmtime(time.time() + wait))
+            error = (
+                "Too many failed sign-ins for this name from your address. "
+                f"Try again in {minutes} minute{'s' if minutes != 1 else ''} (after {until})."
+            )
             status = 429
+            headers["Retry-After"] = str(math.ceil(wait))
+            current_app.logger.warning("sign-in for %r from %s refused: locked", username, address)
         elif username and password and _editors().check(username, password):
             throttle.succeeded(address, username)
-            session.clear()  # a fresh session (and CSRF secret) for the signed-in editor
+            # A fresh session for the signed-in editor: a new session id (see
+            # abtest.web.shortcuts.EditorSessions) and a new CSRF secret.
+            session.clear()
             session["editor"] = username
-            current_app.logger.info("editor %s signed in", username)
+            current_app.logger.info("editor %s signed in from %s", username, address)
             return redirect(target, code=303)
         else:
-            throttle.failed(address, username)
             current_app.logger.warning("failed sign-in for %r from %s", username, address)
             error = "That user name and password don't match an editor account."
             status = 401
+            # 401 with a form to fill in: there's no HTTP auth scheme to name.
+            headers["WWW-Authenticate"] = 'FormBased realm="abtest dashboard"'
     response = render_template(
         "dashboard_login.html",
         error=error,
@@ -237,15 +260,23 @@ def login():
         next=target if target != default else "",
         configured=_editors().configured,
     )
-    # 401 with a form to fill in: there's no HTTP auth scheme to name.
-    headers = {"WWW-Authenticate": 'FormBased realm="abtest dashboard"'} if status == 401 else {}
     return response, status, headers
 
 
 @blueprint.post("/logout")
 def logout():
+    """Sign out: this session ends now; with ``everywhere``, every session of this editor."""
+    if request.form.get("everywhere"):
+        ended = _sessions().delete_all(g.editor)
+        message = f"You are signed out everywhere ({ended} session{'s' if ended != 1 else ''})."
+        current_app.logger.info("editor %s signed out everywhere", g.editor)
+    else:
+        # Here, not only when the response is saved: if Redis can't be
+        # reached, the editor sees a 503 rather than a false "signed out".
+        _sessions().delete(session.session_id, g.editor)
+        message = "You are signed out."
     session.clear()
-    flash("You are signed out.", "info")
+    flash(message, "info")
     return redirect(url_for("dashboard.login"), code=303)
 
 

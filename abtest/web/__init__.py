@@ -12,7 +12,10 @@ def register(app: Flask) -> None:
     from .shortcuts import CookieHeader, EditorSessions
 
     app.extensions["abtest"]["cookie_header"] = CookieHeader(app.extensions["abtest"]["settings"])
-    app.session_interface = EditorSessions()
+    # The live dashboard's polling reads the session but is not an editor's activity.
+    app.session_interface = EditorSessions(
+        app.extensions["abtest"]["sessions"], quiet_prefixes=("/dashboard/api/",)
+    )
     app.register_blueprint(reader.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(health.blueprint)

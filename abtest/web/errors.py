@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from ..service import StoreError
 
@@ -30,10 +30,25 @@ def register(app: Flask) -> None:
             return response[0], response[1], {"Allow": ", ".join(error.valid_methods)}
         return response
 
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge):
+        # Raised from Content-Length, before any of the body is read.
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return _render(
+            413,
+            error.name,
+            f"This request is larger than the {limit:,} bytes this site accepts.",
+        )
+
     @app.errorhandler(StoreError)
     def store_error(error: StoreError):
         log.warning("Redis unavailable on %s: %s", request.path, error)
-        return _render(503, "Service Unavailable", "Please try again in a moment.")
+        response = _render(
+            503,
+            "Service Unavailable",
+            "The service can't reach its database right now. Please try again in a moment.",
+        )
+        return response[0], response[1], {"Retry-After": "5"}
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

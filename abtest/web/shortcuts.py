@@ -13,20 +13,25 @@ is held to the stock library's output by a test in tests/test_shortcuts.py:
   nothing;
 - :func:`click_path` and :func:`article_path` build the reader routes' paths
   by concatenation instead of ``url_for``;
-- :class:`EditorSessions` skips Flask's session machinery for requests
-  without a session cookie (every reader's).
+- :class:`EditorSessions` (editors' sessions, kept in Redis) skips Flask's
+  session machinery for requests without a session cookie (every reader's).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 import time
 
 from flask import Response
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from itsdangerous import BadSignature, Signer
 from werkzeug.http import dump_cookie, parse_cookie
 
 from ..config import Settings
+from ..sessions import SessionStore
+from ..store import StoreError
 
 __all__ = [
     "COOKIE",
@@ -36,7 +41,11 @@ __all__ = [
     "click_path",
     "article_path",
     "EditorSessions",
+    "EditorSession",
+    "UnreachableSession",
 ]
+
+log = logging.getLogger(__name__)
 
 #: The visitor cookie's name.
 COOKIE = "abtest_visitor"
@@ -132,24 +141,160 @@ def article_path(root: str, slug: str) -> str:
     return f"{root}/articles/{slug}"
 
 
-class EditorSessions(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, skipped for requests that carry none.
+class EditorSession(SecureCookieSession):
+    """A signed-in editor's session: its data lives in Redis under ``session_id``."""
 
-    Only editors have a session; Flask would otherwise build its signing
-    serializer for every reader request just to find no cookie, and read its
-    cookie settings again to save the empty session.
+    def __init__(self, initial: dict, session_id: str, editor: str):
+        super().__init__(initial)
+        self.session_id = session_id
+        #: Who was signed in when the request began.
+        self.signed_in = editor
+
+
+class UnreachableSession(SecureCookieSession):
+    """The session of a request whose editor's session could not be read (Redis unreachable).
+
+    Asking who is signed in raises :class:`~abtest.store.StoreError`, which the
+    app answers with a 503 page; everything else behaves as an empty session,
+    so that error page itself renders.  Nothing is saved.
     """
+
+    def __init__(self, error: StoreError):
+        super().__init__()
+        self.error = error
+
+    def _check(self, key) -> None:
+        if key == "editor":
+            raise StoreError(f"editor sessions unavailable: {self.error}")
+
+    def __getitem__(self, key):
+        self._check(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self._check(key)
+        return super().get(key, default)
+
+    def __contains__(self, key) -> bool:
+        self._check(key)
+        return super().__contains__(key)
+
+    def pop(self, key, *default):
+        self._check(key)
+        return super().pop(key, *default)
+
+
+class EditorSessions(SecureCookieSessionInterface):
+    """Server-side editor sessions in Redis, and nothing at all for readers.
+
+    The session cookie is either a signed random session id (a signed-in
+    editor; the data is in :class:`abtest.sessions.SessionStore`) or, before
+    sign-in and after sign-out, Flask's own signed cookie, which holds only
+    the sign-in form's CSRF secret and a flashed message.  Whoever holds a
+    copy of an editor's cookie loses it the moment the session is deleted
+    (signing out, signing out everywhere, the editor removed) or has been
+    idle for ``ABTEST_SESSION_IDLE``.  Signing in always starts a new session
+    id, never one the browser brought.
+
+    Requests under ``quiet_prefixes`` (the dashboard's own background polling)
+    read the session without counting as activity: an open page left alone
+    does not keep its session alive.
+
+    Reader requests carry no session cookie: for them Flask's session
+    machinery is skipped (it would otherwise build its signing serializer for
+    every reader request just to find no cookie, and read its cookie settings
+    again to save the empty session).
+    """
+
+    def __init__(self, store: SessionStore, quiet_prefixes: tuple[str, ...] = ()):
+        self.store = store
+        self.quiet_prefixes = quiet_prefixes
+
+    @staticmethod
+    def _signer(app) -> Signer:
+        secret_keys = [*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key]
+        return Signer(secret_keys, salt="abtest.editor-session", digest_method=hashlib.sha256)
 
     def open_session(self, app, request):
         name = app.config["SESSION_COOKIE_NAME"]
         # The raw header first: a reader's request then parses no cookies here.
         if name not in request.environ.get("HTTP_COOKIE", "") or name not in request.cookies:
             return self.session_class()
-        return super().open_session(app, request)
+        try:
+            session_id = self._signer(app).unsign(request.cookies[name]).decode()
+        except BadSignature:
+            # Not an editor's session id: Flask's signed cookie, or nothing valid.
+            session = super().open_session(app, request)
+            if not dict.__contains__(session, "editor"):
+                return session
+            # Signed-in editors are only ever in Redis (a cookie from an older
+            # version that held the editor's name is refused): drop it.
+            session = self.session_class()
+            session.modified = True
+            return session
+        try:
+            data = self.store.load(
+                session_id, touch=not request.path.startswith(self.quiet_prefixes)
+            )
+        except StoreError as error:
+            return UnreachableSession(error)
+        if data is None:
+            # Ended (signed out, revoked, idle): an empty session that drops the cookie.
+            ended = self.session_class()
+            ended.modified = True
+            return ended
+        values = self.serializer.loads(data)
+        return EditorSession(values, session_id, values.get("editor"))
 
     def save_session(self, app, session, response):
         # What Flask's save_session does for a session nobody touched and
         # nobody filled (every reader's): nothing, after reading six settings.
         if not (session or session.modified or session.accessed):
             return
+        if isinstance(session, UnreachableSession):
+            return
+        editor = dict.get(session, "editor")  # not .get: that would mark it accessed
+        try:
+            if isinstance(session, EditorSession):
+                response.vary.add("Cookie")
+                if editor == session.signed_in:
+                    if session.modified and not self.store.save(
+                        session.session_id, self.serializer.dumps(dict(session))
+                    ):
+                        self._drop_cookie(app, response)  # ended while this request ran
+                    return
+                # Signed out, or someone else signed in: this session ends here.
+                self.store.delete(session.session_id, session.signed_in)
+            if editor:
+                # Signing in: a new session id, whatever cookie the browser brought.
+                session_id = self.store.create(editor, self.serializer.dumps(dict(session)))
+                self._set_cookie(app, response, self._signer(app).sign(session_id).decode())
+                return
+        except StoreError as error:
+            log.error("editor session not saved (Redis unreachable): %s", error)
+            return
+        # No editor: Flask's own signed cookie (a CSRF secret, a flashed message), or none.
         super().save_session(app, session, response)
+
+    def _set_cookie(self, app, response, value: str) -> None:
+        # A browser-session cookie: the server's idle timeout decides when it ends.
+        response.set_cookie(
+            self.get_cookie_name(app),
+            value,
+            httponly=self.get_cookie_httponly(app),
+            domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app),
+            secure=self.get_cookie_secure(app),
+            samesite=self.get_cookie_samesite(app),
+        )
+        response.vary.add("Cookie")
+
+    def _drop_cookie(self, app, response) -> None:
+        response.delete_cookie(
+            self.get_cookie_name(app),
+            domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app),
+            secure=self.get_cookie_secure(app),
+            samesite=self.get_cookie_samesite(app),
+            httponly=self.get_cookie_httponly(app),
+        )
