@@ -23,9 +23,25 @@ key                                type        meaning
                                                retention (ABTEST_MINUTE_RETENTION)
 ``abtest:{slug}:h:<hour>``         hash        the same for one hour (Unix seconds // 3600);
                                                expires after ABTEST_HOUR_RETENTION
-``abtest:{slug}:clicked:<visitor>`` string     ``<variant>``: this visitor's click was counted;
-                                               expires with the click token's lifetime, which
-                                               bounds de-duplication memory
+``abtest:{slug}:clicked``          hash        click de-duplication: field ``<visitor ref>``
+                                               (the click token's 96-bit hash of the visitor
+                                               id), value ``<variant>``: this visitor's click
+                                               was counted.  One field per counted click; on
+                                               Redis >= 7.4 each field expires (HEXPIRE) after
+                                               the marker lifetime, elsewhere the hash expires
+                                               that long after its last click
+``abtest:{slug}:budget:<window>``  hash        the counting budgets of one window
+                                               (``<window>`` = Unix seconds //
+                                               ABTEST_BUDGET_WINDOW): ``i<client>`` and
+                                               ``c<client>``, the impressions and clicks each
+                                               client address asked to count; ``<client>`` is
+                                               a keyed 72-bit hash of the address (IPv6: its
+                                               /64).  Expires a window after its last new
+                                               client
+``abtest:{slug}:excluded``         hash        readers served but deliberately not counted:
+                                               ``i:<reason>:<variant>`` impressions and
+                                               ``c:<reason>:<variant>`` clicks, ``<reason>``
+                                               one of bot, prefetch, rate-limited; never reset
 ``abtest:{slug}:audit``            list        JSON audit entries (who, when, action, stats),
                                                newest first
 ``abtest:session:<id>``            string      one signed-in editor's session (Flask's tagged
@@ -47,8 +63,21 @@ key                                type        meaning
                                                ``acknowledged_at``
 =================================  ==========  ================================================
 
-Counters are written only by the Lua scripts in :mod:`abtest.store`, each in
-one atomic step together with the per-minute and per-hour series.
+Counters are written only by the Lua scripts in :mod:`abtest.scripts`, each in
+one atomic step together with the per-minute and per-hour series, the click
+marker and the budget; the bot and prefetch exclusions are tallied in each
+process and added by its background refresher.
+
+Memory: the counts, series and exclusions are a few fields per variant.  The
+click markers grow with counted clicks: about 90 bytes per click (a field in
+a large hash; ``bench/memory.py`` measures it), so 100,000 clicks are about
+9 MB.  The budget hash of a window holds one or two fields per client
+address that counted there, about 80 bytes each, and lives two windows at
+most.  Give Redis a ``maxmemory`` with room for that and
+``maxmemory-policy noeviction``: under eviction Redis would silently drop
+counts, markers (a second click would count) or budgets; under noeviction a
+full Redis refuses writes, and readers are served uncounted, as in an
+outage.
 """
 
 from __future__ import annotations
@@ -61,9 +90,13 @@ __all__ = [
     "minute",
     "hour",
     "clicked",
+    "budget",
+    "excluded",
     "audit",
     "impression_field",
     "click_field",
+    "excluded_field",
+    "REASONS",
     "session",
     "editor_sessions",
     "sign_in_attempts",
@@ -98,8 +131,16 @@ def hour(slug: str, hour_number: int) -> str:
     return f"{_tagged(slug)}h:{hour_number}"
 
 
-def clicked(slug: str, visitor: str) -> str:
-    return f"{_tagged(slug)}clicked:{visitor}"
+def clicked(slug: str) -> str:
+    return _tagged(slug) + "clicked"
+
+
+def budget(slug: str, window_number: int) -> str:
+    return f"{_tagged(slug)}budget:{window_number}"
+
+
+def excluded(slug: str) -> str:
+    return _tagged(slug) + "excluded"
 
 
 def audit(slug: str) -> str:
@@ -112,6 +153,15 @@ def impression_field(variant: str) -> str:
 
 def click_field(variant: str) -> str:
     return "c:" + variant
+
+
+#: Why a reader was served but deliberately not counted (the excluded hash's reasons).
+REASONS = ("bot", "prefetch", "rate-limited")
+
+
+def excluded_field(kind: str, reason: str, variant: str) -> str:
+    """``kind`` is ``"i"`` (impressions) or ``"c"`` (clicks); ``reason`` one of :data:`REASONS`."""
+    return f"{kind}:{reason}:{variant}"
 
 
 def session(session_id: str) -> str:

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import keys
+
 __all__ = [
     "Note",
     "VariantStats",
@@ -34,8 +36,14 @@ __all__ = [
     "ReadersToCall",
     "Report",
     "ExperimentReport",
+    "Excluded",
+    "EXCLUSION_REASONS",
     "variant_name",
 ]
+
+
+#: Why a reader is served but deliberately not counted, in the document's order.
+EXCLUSION_REASONS = keys.REASONS
 
 
 def variant_name(index: int) -> str:
@@ -447,6 +455,45 @@ class Report:
 
 
 @dataclass(frozen=True)
+class Excluded:
+    """One headline's readers served but deliberately not counted, by reason
+    (:data:`EXCLUSION_REASONS`): crawlers and link previewers (``bot``),
+    browser prefetches (``prefetch``) and addresses past their counting
+    budget (``rate-limited``).  They are in none of the statistics.
+    """
+
+    impressions: tuple[int, ...] = (0,) * len(EXCLUSION_REASONS)
+    clicks: tuple[int, ...] = (0,) * len(EXCLUSION_REASONS)
+
+    @classmethod
+    def from_hash(cls, stored: Mapping[str, int], variant: str) -> Excluded:
+        """Variant ``variant``'s numbers from an excluded hash (``i:<reason>:<variant>``,
+        ``c:<reason>:<variant>``, as :mod:`abtest.keys` names them)."""
+        return cls(
+            tuple(stored.get(keys.excluded_field("i", r, variant), 0) for r in EXCLUSION_REASONS),
+            tuple(stored.get(keys.excluded_field("c", r, variant), 0) for r in EXCLUSION_REASONS),
+        )
+
+    def by_reason(self) -> list[tuple[str, int, int]]:
+        """``(reason, impressions, clicks)`` for each reason, in the document's order."""
+        return list(zip(EXCLUSION_REASONS, self.impressions, self.clicks, strict=True))
+
+    def to_json(self) -> dict[str, dict[str, int]]:
+        return {
+            reason: {"impressions": shown, "clicks": clicked}
+            for reason, shown, clicked in self.by_reason()
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Mapping[str, int]] | None) -> Excluded:
+        data = data or {}
+        return cls(
+            tuple(int(data.get(r, {}).get("impressions", 0)) for r in EXCLUSION_REASONS),
+            tuple(int(data.get(r, {}).get("clicks", 0)) for r in EXCLUSION_REASONS),
+        )
+
+
+@dataclass(frozen=True)
 class ExperimentReport:
     """A :class:`Report` with the experiment it is about (``Service.report``)."""
 
@@ -458,6 +505,12 @@ class ExperimentReport:
     variant_ids: tuple[str, ...]
     headlines: tuple[str, ...]
     stats: Report
+    #: Per variant, the readers served but not counted (none given: all zero).
+    excluded: tuple[Excluded, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.excluded:
+            object.__setattr__(self, "excluded", (Excluded(),) * len(self.variant_ids))
 
     def label(self, index: int) -> str:
         """Variant ``index`` as editors read it: its id in capitals."""
@@ -471,9 +524,14 @@ class ExperimentReport:
         """The stats document with the experiment's identity first and each variant named."""
         document = self.stats.to_json(self.variant_ids)
         document["variants"] = [
-            {"id": variant_id, "headline": headline, **row}
-            for variant_id, headline, row in zip(
-                self.variant_ids, self.headlines, document["variants"], strict=True
+            {
+                "id": variant_id,
+                "headline": headline,
+                **row,
+                "excluded": excluded.to_json(),
+            }
+            for variant_id, headline, row, excluded in zip(
+                self.variant_ids, self.headlines, document["variants"], self.excluded, strict=True
             )
         ]
         return {
@@ -497,4 +555,5 @@ class ExperimentReport:
             variant_ids=ids,
             headlines=tuple(row["headline"] for row in data["variants"]),
             stats=Report.from_json(data, ids),
+            excluded=tuple(Excluded.from_json(row.get("excluded")) for row in data["variants"]),
         )

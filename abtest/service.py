@@ -9,7 +9,11 @@ of the experiments.  No Flask here: the web layer turns HTTP into calls on
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
 import hmac
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import metrics
+from .breaker import CircuitBreaker, OutageLog
 from .forks import reset_after_fork
 from .model import (
     CLICKS,
@@ -29,9 +35,9 @@ from .model import (
     check_settings,
     seed_definition,
 )
-from .report import ExperimentReport
+from .report import Excluded, ExperimentReport
 from .snapshot import Entry, Snapshot
-from .store import RedisStore, StoreError, counts_tuple
+from .store import LATE, RATE_LIMITED, RedisStore, StoreError, counts_tuple
 from .tokens import (
     ClickToken,
     ClickTokens,
@@ -54,6 +60,7 @@ __all__ = [
     "InvalidLink",
     "StoreError",
     "MAX_ASSIGNMENTS",
+    "client_hasher",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,6 +68,38 @@ log = logging.getLogger(__name__)
 #: At most this many assignments ride in the visitor cookie (about 30 bytes
 #: each, far below the browsers' 4 kB per cookie); the oldest go first.
 MAX_ASSIGNMENTS = 64
+
+#: Why a reader was served uncounted when the service could not count them
+#: (metrics' ``uncounted`` reasons; ``late`` is :data:`abtest.store.LATE`).
+REDIS_UNAVAILABLE = "redis-unavailable"
+CIRCUIT_OPEN = "circuit-open"
+
+
+def client_hasher(secret: str) -> Callable[[str | None], str | None]:
+    """The function naming a reader's address in the budgets: a keyed 72-bit
+    BLAKE2b hash (12 URL-safe characters), cached.
+
+    Keyed by the secret, so Redis holds no address and none can be recovered
+    by hashing all 2^32 of them.  An IPv6 address counts by its /64, the
+    block one subscriber gets: otherwise one client would have 2^64 budgets.
+    None (no address known) is None: no budget.
+    """
+    key = hashlib.blake2b(secret.encode(), digest_size=32, person=b"abtest.clients").digest()
+
+    @functools.lru_cache(maxsize=4096)
+    def hashed(address: str | None) -> str | None:
+        if not address:
+            return None
+        if ":" in address:
+            try:
+                network = ipaddress.IPv6Network(f"{address}/64", strict=False)
+                address = str(network.network_address)
+            except ValueError:
+                pass  # not an address: hashed as it is
+        digest = hashlib.blake2b(address.encode(), digest_size=9, key=key).digest()
+        return base64.urlsafe_b64encode(digest).decode("ascii")
+
+    return hashed
 
 
 class UnknownExperiment(LookupError):
@@ -111,6 +150,11 @@ class Service:
     #: posterior tracks traffic closely without rebuilding it per reader.
     COUNTS_MAX_AGE = 0.1
 
+    #: The share of the Redis timeout a counting script's deadline leaves for
+    #: its reply to travel back: a script that counts just before its
+    #: deadline must be heard before its reader gives up.
+    REPLY_MARGIN = 0.1
+
     def __init__(
         self,
         store: RedisStore,
@@ -120,19 +164,32 @@ class Service:
         visitor_lifetime: int = 30 * 86_400,
         rng: np.random.Generator | None = None,
         clock: Callable[[], float] = time.time,
+        redis_timeout: float | None = 0.5,
+        breaker_backoff: float = 1.0,
+        client_secret: str = "",
     ):
+        """``redis_timeout`` is the Redis client's socket timeout, from which
+        counting scripts get their deadline (None: no deadline)."""
         self.store = store
         self.click_tokens = click_tokens
         self.visitor_cookies = visitor_cookies
-        self.snapshot = Snapshot(store, refresh_interval)
+        #: Stops counting after a Redis failure; probes in the background.
+        self.breaker = CircuitBreaker(breaker_backoff, lambda: self.store.ping())
+        self.snapshot = Snapshot(store, refresh_interval, breaker=self.breaker)
+        self.outage_log = OutageLog(log)
         # A click's de-duplication marker must outlive every token that
         # visitor can still present: their assignment (the cookie) plus the
         # lifetime of a token minted on its last day.
         self.click_marker_ttl = int(visitor_lifetime) + click_tokens.max_age
         self.clock = clock
+        self.count_within = (
+            None if redis_timeout is None else redis_timeout * (1 - self.REPLY_MARGIN)
+        )
+        self.client_ref = client_hasher(client_secret)
         self._seeded_rng = rng
         self._rng: np.random.Generator | None = rng
         self._analyses: dict[tuple, dict] = {}
+        self._excluded: dict[str, dict[str, int]] = {}
         reset_after_fork(self)
 
     @classmethod
@@ -140,11 +197,21 @@ class Service:
         """The service as ``settings`` configure it, over a Redis ``connection``
         (one with ``decode_responses=True``, see :func:`abtest.store.connect`)."""
         return cls(
-            RedisStore(connection, settings.minute_retention, settings.hour_retention),
+            RedisStore(
+                connection,
+                settings.minute_retention,
+                settings.hour_retention,
+                budget_window=settings.budget_window,
+                budget_impressions=settings.budget_impressions,
+                budget_clicks=settings.budget_clicks,
+            ),
             ClickTokens(settings.secret_key, settings.click_token_ttl),
             VisitorCookies(settings.secret_key),
             refresh_interval=settings.refresh_interval,
             visitor_lifetime=settings.visitor_days * 86_400,
+            redis_timeout=settings.redis_timeout,
+            breaker_backoff=settings.breaker_backoff,
+            client_secret=settings.secret_key,
         )
 
     def _after_fork(self) -> None:
@@ -159,8 +226,13 @@ class Service:
         return self._rng
 
     def stop(self) -> None:
-        """Stop this process's background refresher (tests, shutdown)."""
+        """Stop this process's background threads (tests, shutdown)."""
         self.snapshot.stop()
+        self.breaker.stop()
+
+    def _deadline(self) -> int | None:
+        """When a count sent now is too late to matter, in Redis's clock."""
+        return None if self.count_within is None else self.store.deadline(self.count_within)
 
     def experiments(self) -> list[Experiment]:
         """Experiments as last read, newest first."""
@@ -197,15 +269,27 @@ class Service:
             visitor = Visitor(visitor.id, dict(kept[-MAX_ASSIGNMENTS:]))
         return self.visitor_cookies.dumps(visitor)
 
-    def assign(self, visitor: Visitor, slugs: Sequence[str], count: bool) -> Served:
+    def assign(
+        self,
+        visitor: Visitor,
+        slugs: Sequence[str],
+        count: bool,
+        *,
+        client: str | None = None,
+        excluded: str | None = None,
+    ) -> Served:
         """Headlines for ``visitor`` in each experiment, counting new impressions.
 
-        ``count=False`` (bots, prefetches) counts nothing and serves the
-        visitor's own headline if they have one, else the default (``a``, or
-        the winner once decided), with no click token.  A new assignment joins
-        the visitor returned only once Redis has counted it; if Redis can't be
-        reached the reader still gets a headline, uncounted.  At most one
-        round trip.
+        ``count=False`` (bots, prefetches, HEAD requests) counts nothing and
+        serves the visitor's own headline if they have one, else the default
+        (``a``, or the winner once decided), with no click token; with
+        ``excluded`` (``"bot"`` or ``"prefetch"``) each impression that would
+        have been counted is tallied as excluded for that reason.  ``client``
+        is the reader's address: it spends that address's impression budget
+        in each experiment.  A new assignment joins the visitor returned only
+        once Redis has counted it; if Redis can't be reached, answers after
+        the deadline or the address is past its budget, the reader still gets
+        a headline, uncounted.  At most one round trip.
         """
         entries = self.snapshot.entries()
         found = []
@@ -223,8 +307,10 @@ class Service:
                 ids = experiment.definition.variant_ids
                 if experiment.status == RUNNING and assigned.get(slug) not in ids:
                     chosen[slug] = ids[entry.posterior.choose(self.rng)]
+        elif excluded is not None:
+            self._exclude_impressions(found, assigned, excluded)
         if chosen:
-            counted, new = self._count_impressions(entries, chosen)
+            counted, new = self._count_impressions(entries, chosen, client)
             if new:
                 visitor = visitor.with_assignments(new)
                 assigned = visitor.assignments
@@ -250,25 +336,46 @@ class Service:
                 assignments.append(Assignment(experiment, variant, token))
         return Served(visitor, assignments)
 
+    def _exclude_impressions(
+        self, found: list[Entry], assigned: dict[str, str], reason: str
+    ) -> None:
+        """Tally the impressions a bot or prefetch would have made (no Redis call)."""
+        for entry in found:
+            experiment = entry.experiment
+            if experiment.status == RUNNING and assigned.get(experiment.slug) is None:
+                self.store.exclude(experiment.slug, "i", reason, experiment.default_variant)
+                metrics.impressions("excluded", reason)
+
     def _count_impressions(
-        self, entries: dict[str, Entry], chosen: dict[str, str]
+        self, entries: dict[str, Entry], chosen: dict[str, str], client: str | None
     ) -> tuple[dict[str, Experiment], dict[str, str]]:
         """Count the ``chosen`` headlines in one round trip.
 
         Returns each experiment as Redis's reply left it, and the assignments
         Redis counted.
         """
+        if not self.breaker.allow():
+            metrics.impressions("uncounted", CIRCUIT_OPEN, len(chosen))
+            return {}, {}
         visits = list(chosen.items())
         oldest = self.snapshot.monotonic() - self.COUNTS_MAX_AGE
+        started = time.perf_counter()
         try:
             results = self.store.record_impressions(
                 visits,
                 now=self.clock(),
                 with_counts=[entries[slug].built_at < oldest for slug, _ in visits],
+                client=self.client_ref(client),
+                deadline=self._deadline(),
             )
         except StoreError as error:
-            log.warning("impression not counted, Redis unreachable: %s", error)
+            metrics.redis_seconds("impression", time.perf_counter() - started)
+            self.breaker.failed(error)
+            metrics.impressions("uncounted", REDIS_UNAVAILABLE, len(visits))
+            self.outage_log.warning("impression not counted, Redis unreachable: %s", error)
             return {}, {}
+        metrics.redis_seconds("impression", time.perf_counter() - started)
+        self.breaker.succeeded()
         counted, new = {}, {}
         for (slug, variant), result in zip(visits, results, strict=True):
             if result.status:
@@ -277,16 +384,32 @@ class Service:
                 )
             if result.counted:
                 new[slug] = variant
+                metrics.impressions("counted")
+            elif result.reason == RATE_LIMITED:
+                metrics.impressions("excluded", RATE_LIMITED)
+            elif result.reason == LATE:
+                metrics.impressions("uncounted", LATE)
         return counted, new
 
-    def read_click(self, token: str, cookie: str | None, count: bool = True) -> ClickOutcome:
+    def read_click(
+        self,
+        token: str,
+        cookie: str | None,
+        count: bool = True,
+        *,
+        client: str | None = None,
+        excluded: str | None = None,
+    ) -> ClickOutcome:
         """Follow a click link: which story it leads to, and whether the click counted.
 
         ``token`` is the link's click token as sent and ``cookie`` the
-        clicking browser's visitor cookie.  A genuine link that expired, a
-        click that is not to be counted (``count=False``: bots, prefetches)
-        and a click Redis could not take lead to the story uncounted.
-        Raises :class:`InvalidLink` for a link this service did not make,
+        clicking browser's visitor cookie; ``client`` the reader's address
+        (it spends that address's click budget).  A genuine link that
+        expired, a click that is not to be counted (``count=False``: bots,
+        prefetches, HEAD requests; with ``excluded`` naming why, the click is
+        tallied as excluded), a click past the address's budget and a click
+        Redis could not take lead to the story uncounted.  Raises
+        :class:`InvalidLink` for a link this service did not make,
         :class:`UnknownExperiment`, or :class:`ActionRefused` when the link
         was made for another browser or another headline.
         """
@@ -299,19 +422,28 @@ class Service:
         except InvalidToken:
             raise InvalidLink("this link is not valid") from None
         if not count:
-            return self._uncounted(click_token.slug)
+            experiment = self.experiment(click_token.slug)  # raises UnknownExperiment
+            if (
+                excluded is not None
+                and experiment.status == RUNNING
+                and click_token.variant in experiment.variant_ids
+            ):
+                self.store.exclude(click_token.slug, "c", excluded, click_token.variant)
+                metrics.clicks("excluded", excluded)
+            return ClickOutcome(slug=click_token.slug, counted=False)
         try:
-            return self._count_click(click_token, cookie)
-        except StoreError as error:
-            # The reader still gets the story; the click is lost, not faked.
-            log.warning("click not counted, Redis unreachable: %s", error)
+            return self._count_click(click_token, cookie, client)
+        except StoreError as error:  # no snapshot to check the link against, and no Redis
+            self.outage_log.warning("click not counted, Redis unreachable: %s", error)
             return ClickOutcome(slug=click_token.slug, counted=False)
 
     def _uncounted(self, slug: str) -> ClickOutcome:
         self.experiment(slug)  # raises UnknownExperiment
         return ClickOutcome(slug=slug, counted=False)
 
-    def _count_click(self, token: ClickToken, cookie: str | None) -> ClickOutcome:
+    def _count_click(
+        self, token: ClickToken, cookie: str | None, client: str | None
+    ) -> ClickOutcome:
         """Count a click for a genuine, unexpired token.
 
         A token is signed only for a counted impression and names (by
@@ -319,7 +451,9 @@ class Service:
         cookie's visitor id must hash to that ref, which only that visitor's
         cookie can do, so its signature need not be checked here.  The
         cookie must also list the token's variant: a check of the service's
-        own consistency, since no one else can sign a token.
+        own consistency, since no one else can sign a token.  The click's
+        de-duplication marker is the token's visitor ref, so Redis holds no
+        visitor id.
         """
         experiment = self.experiment(token.slug)
         if token.variant not in experiment.variant_ids:
@@ -331,24 +465,53 @@ class Service:
             or not cookie_records(cookie, token.slug, token.variant)
         ):
             raise ActionRefused("this link was not issued to this browser")
-        result = self.store.record_click(
-            token.slug, token.variant, visitor_id, self.click_marker_ttl, now=self.clock()
-        )
+        if not self.breaker.allow():
+            metrics.clicks("uncounted", CIRCUIT_OPEN)
+            return ClickOutcome(slug=token.slug, counted=False)
+        started = time.perf_counter()
+        try:
+            result = self.store.record_click(
+                token.slug,
+                token.variant,
+                token.visitor_ref,
+                self.click_marker_ttl,
+                now=self.clock(),
+                client=self.client_ref(client),
+                deadline=self._deadline(),
+            )
+        except StoreError as error:
+            # The reader still gets the story; the click is lost, not faked.
+            metrics.redis_seconds("click", time.perf_counter() - started)
+            self.breaker.failed(error)
+            metrics.clicks("uncounted", REDIS_UNAVAILABLE)
+            self.outage_log.warning("click not counted, Redis unreachable: %s", error)
+            return ClickOutcome(slug=token.slug, counted=False)
+        metrics.redis_seconds("click", time.perf_counter() - started)
+        self.breaker.succeeded()
+        if result.counted:
+            metrics.clicks("counted")
+        elif result.reason == RATE_LIMITED:
+            metrics.clicks("excluded", RATE_LIMITED)
+        elif result.reason == LATE:
+            metrics.clicks("uncounted", LATE)
         return ClickOutcome(slug=token.slug, counted=result.counted)
 
     # -- editors ----------------------------------------------------------
 
     def fresh(self, slug: str) -> Experiment:
-        """The experiment read from Redis now, not from the snapshot."""
-        experiment = self.store.get(slug)
-        if experiment is None:
+        """The experiment read from Redis now, not from the snapshot (with its exclusions,
+        for :meth:`report`)."""
+        found, excluded = self.store.load_with_excluded([slug])
+        if not found:
             raise UnknownExperiment(slug)
-        self.snapshot.put(experiment)
-        return experiment
+        self._excluded.update(excluded)
+        self.snapshot.put(*found)
+        return found[0]
 
     def fresh_all(self) -> list[Experiment]:
         """Every experiment read from Redis now (one round trip), newest first."""
-        experiments = self.store.load_all()
+        experiments, excluded = self.store.load_with_excluded(self.store.slugs())
+        self._excluded.update(excluded)
         self.snapshot.put(*experiments)
         return experiments
 
@@ -383,6 +546,9 @@ class Service:
             if len(self._analyses) >= 256:
                 self._analyses.clear()
             self._analyses[key] = analysis
+        excluded = self._excluded.get(slug)
+        if excluded is None:
+            excluded = self._excluded[slug] = self.store.excluded([slug])[slug]
         return ExperimentReport(
             slug=experiment.slug,
             title=experiment.definition.title,
@@ -392,6 +558,7 @@ class Service:
             variant_ids=experiment.variant_ids,
             headlines=experiment.definition.headlines,
             stats=analysis,
+            excluded=tuple(Excluded.from_hash(excluded, v) for v in experiment.variant_ids),
         )
 
     def create(

@@ -4,13 +4,17 @@ Each worker keeps the experiments (definition, status, counts and the Beta
 posteriors built from them) in memory, so that a reader's request needs at
 most one round trip to Redis (the count) and a returning reader's none.  A
 background thread re-reads them every ``refresh_interval`` seconds (0.5 s by
-default, at most 1 s) in one pipelined round trip, and every counted
+default, at most 1 s) in one pipelined round trip, which also reads Redis's
+clock (counting scripts' deadlines are sent in it), and every counted
 impression folds in the counts its script returns.  So the counts a decision
 samples from lag Redis by at most the refresh interval plus one round trip;
 if the refresher stalls, a request re-reads them itself once the snapshot is
-older than :attr:`Snapshot.MAX_AGE` (and twice the interval).  Each posterior
-draws by its experiment's allocation mode, re-read with the counts, so a
-changed mode reaches readers within the same interval.
+older than :attr:`Snapshot.MAX_AGE` (and twice the interval), unless the
+circuit breaker is open.  Each posterior draws by its experiment's allocation
+mode, re-read with the counts, so a changed mode reaches readers within the
+same interval.  The same thread adds the bots and prefetches this process
+tallied to Redis (:meth:`abtest.store.RedisStore.flush_excluded`), so they
+cost readers no round trip.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 from collections.abc import Callable
 
 from .bandit import Posterior
+from .breaker import CircuitBreaker
 from .forks import reset_after_fork
 from .model import DECIDED, RUNNING, Experiment
 from .store import RedisStore, StoreError, counts_tuple
@@ -66,13 +71,16 @@ class Snapshot:
         refresh_interval: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
         background: bool = True,
+        breaker: CircuitBreaker | None = None,
     ):
         """``background=False`` runs no refresher thread: the requests re-read
-        a stale snapshot themselves (tests drive the clock)."""
+        a stale snapshot themselves (tests drive the clock).  While
+        ``breaker`` is open, requests do not try; a failed re-read opens it."""
         self.store = store
         self.refresh_interval = refresh_interval
         self.monotonic = monotonic
         self.background = background
+        self.breaker = breaker
         self._entries: dict[str, Entry] = {}
         self._front: tuple[dict | None, list[Experiment]] = (None, [])
         self._loaded_at = -float("inf")
@@ -98,11 +106,16 @@ class Snapshot:
         now = self.monotonic()
         age = now - self._loaded_at
         stale = age > self.MAX_AGE and age > 2 * self.refresh_interval
-        if stale and (not self._entries or now - self._tried_at > self.MAX_AGE):
+        if stale and (
+            not self._entries
+            or (now - self._tried_at > self.MAX_AGE and (not self.breaker or self.breaker.allow()))
+        ):
             self._tried_at = now
             try:
                 self.refresh()
             except StoreError as error:
+                if self.breaker is not None:
+                    self.breaker.failed(error)
                 log.warning("could not refresh experiments from Redis: %s", error)
                 if not self._entries:
                     raise
@@ -170,6 +183,7 @@ class Snapshot:
         while not stopped.wait(self.refresh_interval):
             try:
                 self.refresh()
+                self.store.flush_excluded()
                 failing = False
             except StoreError as error:
                 if not failing:
@@ -177,8 +191,12 @@ class Snapshot:
                 failing = True
 
     def stop(self) -> None:
-        """Stop this process's refresher (tests, shutdown)."""
+        """Stop this process's refresher (tests, shutdown), adding what it tallied."""
         self._stopped.set()
+        try:
+            self.store.flush_excluded()
+        except StoreError as error:
+            log.warning("excluded readers not added, Redis unreachable: %s", error)
 
     def _after_fork(self) -> None:
         """In a forked child (a gunicorn worker): its own lock and refresher, and

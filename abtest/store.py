@@ -1,8 +1,11 @@
 """RedisStore: experiments and their counts in Redis.
 
 Every count is written by one Lua script (:mod:`abtest.scripts`) in one
-atomic step: the test's totals, the per-minute and per-hour series and the
-click de-duplication marker move together or not at all.  The counting
+atomic step: the test's totals, the per-minute and per-hour series, the
+client's budget and the click de-duplication marker move together or not at
+all, and a script that runs after its deadline writes nothing.  Bots and
+prefetches are tallied here in memory and added by :meth:`RedisStore.flush_excluded`
+(the background refresher's), never on a reader's request.  The counting
 scripts go out on the counting connections (:mod:`abtest.counting`); every
 other command through the redis-py client.  Key names come from
 :mod:`abtest.keys`.  Every redis-py error leaves this module as
@@ -12,8 +15,10 @@ and no numpy here.
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
@@ -22,6 +27,7 @@ import redis
 
 from . import keys, scripts
 from .counting import CountingConnections
+from .forks import reset_after_fork
 from .model import ALLOCATIONS, CLICKS, DEFAULT_CARING, RUNNING, Definition, Experiment
 
 __all__ = [
@@ -31,6 +37,8 @@ __all__ = [
     "ImpressionResult",
     "ClickResult",
     "StoreError",
+    "LATE",
+    "RATE_LIMITED",
 ]
 
 
@@ -49,6 +57,13 @@ def connect(url: str, timeout: float = 0.5) -> redis.Redis:
     )
 
 
+#: Why a running experiment's impression or click was not counted: the
+#: script ran after its deadline (nothing written), or the client had spent
+#: its budget (tallied as excluded).
+LATE = "late"
+RATE_LIMITED = "rate-limited"
+
+
 class ImpressionResult(NamedTuple):
     """What Redis said when asked to count an impression."""
 
@@ -56,20 +71,29 @@ class ImpressionResult(NamedTuple):
     winner: str | None
     #: The counts hash after the write (fresh posterior input), when asked for.
     counts: dict[str, int] | None
+    #: Why a running experiment's impression was not counted (:data:`LATE`,
+    #: :data:`RATE_LIMITED`); "" otherwise.
+    reason: str = ""
 
     @property
     def counted(self) -> bool:
-        return self.status == RUNNING
+        return self.status == RUNNING and not self.reason
 
 
 class ClickResult(NamedTuple):
     status: str
     counted: bool
+    #: Why a click on a running experiment was not counted when it was not a
+    #: repeat: :data:`LATE` or :data:`RATE_LIMITED`; "" otherwise.
+    reason: str = ""
 
 
 def _impression_result(reply: str | list) -> ImpressionResult:
     if isinstance(reply, str):
         return ImpressionResult(status=reply, winner=None, counts=None)
+    if len(reply) > 3:  # running, not counted
+        counts = _flat_to_counts(reply[2]) if reply[2] else None
+        return ImpressionResult(reply[0], None, counts, reply[3])
     return ImpressionResult(
         status=reply[0],
         winner=reply[1] or None,
@@ -97,20 +121,51 @@ def _translated(method):
 class RedisStore:
     """Experiments, counts and series in one Redis database.
 
-    ``connection`` must decode responses (see :func:`connect`).
+    ``connection`` must decode responses (see :func:`connect`).  The budgets
+    (counted impressions and clicks per client and experiment per
+    ``budget_window`` seconds; 0: none) apply to the counts that name a
+    client.
     """
 
-    def __init__(self, connection: redis.Redis, minute_ttl: int, hour_ttl: int):
+    #: Clock offsets kept (one per :meth:`load`): the largest is used.
+    OFFSETS_KEPT = 8
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        minute_ttl: int,
+        hour_ttl: int,
+        budget_window: int = 3600,
+        budget_impressions: int = 0,
+        budget_clicks: int = 0,
+    ):
         self.minute_ttl = int(minute_ttl)
         self.hour_ttl = int(hour_ttl)
+        self.budget_window = int(budget_window)
+        self.budget_impressions = int(budget_impressions)
+        self.budget_clicks = int(budget_clicks)
+        #: Whether Redis expires hash fields (HEXPIRE, 7.4 and later); None until asked.
+        self.field_ttl: bool | None = None
+        #: Redis's clock minus this host's, in seconds: a lower bound (see :meth:`load`).
+        self.clock_offset = 0.0
+        self._offsets: collections.deque[float] = collections.deque(maxlen=self.OFFSETS_KEPT)
         self._counting: CountingConnections | None = None
         self.redis = connection
         # Each slug's definition with the JSON it was parsed from: a refresh
         # reuses the same object while the JSON is unchanged, so readers' page
         # cache (keyed by definition) matches by identity.
         self._definitions: dict[str, tuple[str, Definition]] = {}
-        # The four keys every count touches, for the current minute.
-        self._count_keys_cache: dict[tuple[str, int], tuple[str, str, str, str]] = {}
+        # The six keys every count touches, for the current minute and budget window.
+        self._count_keys_cache: dict[tuple[str, int, int], tuple[str, ...]] = {}
+        # Bots and prefetches seen since the last flush: (slug, field) -> n.
+        self._excluded: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        # The parent's tallies are the parent's to flush.
+        self._excluded = {}
+        self._lock = threading.Lock()
 
     @property
     def redis(self) -> redis.Redis:
@@ -124,9 +179,23 @@ class RedisStore:
         self._redis = client
         self._counting = CountingConnections(client)
         # register_script computes the SHA locally: no I/O here.
-        ttls = (self.minute_ttl, self.hour_ttl)
-        self._impression = client.register_script(scripts.with_ttls(scripts.IMPRESSION, *ttls))
-        self._click = client.register_script(scripts.with_ttls(scripts.CLICK, *ttls))
+        settings = {
+            "minute_ttl": self.minute_ttl,
+            "hour_ttl": self.hour_ttl,
+            "budget_ttl": self.budget_window,
+            "impression_budget": self.budget_impressions,
+            "click_budget": self.budget_clicks,
+        }
+        self._impression = client.register_script(
+            scripts.counting_script(scripts.IMPRESSION, **settings)
+        )
+        self._clicks = {
+            field_ttl: client.register_script(
+                scripts.counting_script(scripts.CLICK, field_ttl=field_ttl, **settings)
+            )
+            for field_ttl in (False, True)
+        }
+        self.field_ttl = None  # another server, perhaps another version
         self._create = client.register_script(scripts.CREATE)
         self._set_status = client.register_script(scripts.SET_STATUS)
         self._set_settings = client.register_script(scripts.SET_SETTINGS)
@@ -161,21 +230,72 @@ class RedisStore:
 
     @_translated
     def load(self, slugs: Iterable[str]) -> list[Experiment]:
-        """Definitions, status and counts of these experiments, in one round trip."""
-        slugs = list(slugs)
+        """Definitions, status and counts of these experiments, in one round trip.
+
+        The same round trip reads Redis's clock (:attr:`clock_offset`).
+        """
+        return self._load(list(slugs), with_excluded=False)[0]
+
+    @_translated
+    def load_with_excluded(
+        self, slugs: Iterable[str]
+    ) -> tuple[list[Experiment], dict[str, dict[str, int]]]:
+        """:meth:`load` and each experiment's excluded hash (:meth:`excluded`), together."""
+        return self._load(list(slugs), with_excluded=True)
+
+    def _load(
+        self, slugs: list[str], with_excluded: bool
+    ) -> tuple[list[Experiment], dict[str, dict[str, int]]]:
+        if self.field_ttl is None:
+            self._detect_field_ttl()
         if not slugs:
-            return []
+            return [], {}
         pipe = self.redis.pipeline(transaction=False)
+        pipe.time()
         for slug in slugs:
             pipe.hgetall(keys.meta(slug))
             pipe.hgetall(keys.counts(slug))
+            if with_excluded:
+                pipe.hgetall(keys.excluded(slug))
         replies = pipe.execute()
-        experiments = []
+        self._clock_read(replies[0], time.time())
+        step = 3 if with_excluded else 2
+        experiments, excluded = [], {}
         for index, slug in enumerate(slugs):
-            meta, counts = replies[2 * index], replies[2 * index + 1]
+            meta, counts = replies[1 + step * index], replies[2 + step * index]
             if meta:
                 experiments.append(self._experiment(slug, meta, counts))
-        return experiments
+                if with_excluded:
+                    excluded[slug] = _int_values(replies[3 + step * index])
+        return experiments, excluded
+
+    def _clock_read(self, redis_time: tuple[int, int], received: float) -> None:
+        """Fold in one reading of Redis's clock (``TIME``), received at ``received`` (local).
+
+        Redis read its clock before the reply left, so its clock minus ours
+        at the reply's arrival is at most the true offset, short of it by the
+        reply's transit: deadlines sent in Redis's clock err early, never
+        late.  The largest of the last few readings is the tightest such
+        bound; a few only, so a step of this host's clock is forgotten soon.
+        """
+        seconds, micros = redis_time
+        with self._lock:
+            self._offsets.append(seconds + micros / 1e6 - received)
+            self.clock_offset = max(self._offsets)
+
+    def redis_time(self, local: float | None = None) -> float:
+        """Redis's clock (Unix seconds) at this host's ``local`` time (default: now), as
+        :attr:`clock_offset` estimates it."""
+        return (time.time() if local is None else local) + self.clock_offset
+
+    def deadline(self, seconds: float) -> int:
+        """``seconds`` from now in Redis's clock, in microseconds: a counting script's deadline."""
+        return int((time.time() + self.clock_offset + seconds) * 1_000_000)
+
+    def _detect_field_ttl(self) -> None:
+        """Ask Redis once whether it has HEXPIRE (7.4 and later)."""
+        (reply,) = self._counting.send([("COMMAND", "INFO", "HEXPIRE")])
+        self.field_ttl = isinstance(reply, list) and bool(reply) and reply[0] is not None
 
     def _experiment(self, slug: str, meta: dict[str, str], counts: dict[str, str]) -> Experiment:
         text = meta["definition"]
@@ -266,18 +386,25 @@ class RedisStore:
         visits: Sequence[tuple[str, str]],
         now: float | None = None,
         with_counts: Sequence[bool] | None = None,
+        *,
+        client: str | None = None,
+        deadline: int | None = None,
     ) -> list[ImpressionResult]:
         """Count one impression per (slug, variant), all in one round trip.
 
-        ``with_counts[i]`` asks for visit i's experiment counts back (default: all).
+        ``with_counts[i]`` asks for visit i's experiment counts back (default:
+        all).  ``client`` (a short hash of the reader's address) spends that
+        client's impression budget, when there is one; ``deadline``
+        (:meth:`deadline`) is when the reader gives up: a script that runs
+        later counts nothing and says :data:`LATE`.
         """
-        minute = int(time.time() if now is None else now) // 60
+        now = time.time() if now is None else now
+        minute, window = int(now) // 60, int(now) // self.budget_window
         wanted = [True] * len(visits) if with_counts is None else list(with_counts)
+        budget = client if client and self.budget_impressions else ""
+        late = "" if deadline is None else str(deadline)
         calls = [
-            (
-                self._count_keys(slug, minute),
-                (keys.impression_field(variant), "1" if want else "0"),
-            )
+            (self._count_keys(slug, minute, window), (variant, "1" if want else "0", late, budget))
             for (slug, variant), want in zip(visits, wanted, strict=True)
         ]
         try:  # as _translated does, without its extra call on the busiest path
@@ -286,35 +413,103 @@ class RedisStore:
             raise StoreError(str(error)) from error
         return [_impression_result(reply) for reply in replies]
 
-    def _count_keys(self, slug: str, minute: int) -> tuple[str, str, str, str]:
-        """Meta, counts, this minute's and this hour's series keys (built once a minute)."""
-        found = self._count_keys_cache.get((slug, minute))
+    def _count_keys(self, slug: str, minute: int, window: int) -> tuple[str, ...]:
+        """Meta, counts, this minute's and this hour's series, this window's budget and
+        the excluded keys (built once a minute)."""
+        found = self._count_keys_cache.get((slug, minute, window))
         if found is None:
             if len(self._count_keys_cache) >= 1024:
                 self._count_keys_cache.clear()
-            found = self._count_keys_cache[(slug, minute)] = (
+            found = self._count_keys_cache[(slug, minute, window)] = (
                 keys.meta(slug),
                 keys.counts(slug),
                 keys.minute(slug, minute),
                 keys.hour(slug, minute // 60),
+                keys.budget(slug, window),
+                keys.excluded(slug),
             )
         return found
 
     def record_click(
-        self, slug: str, variant: str, visitor: str, marker_ttl: int, now: float | None = None
+        self,
+        slug: str,
+        variant: str,
+        visitor: str,
+        marker_ttl: int,
+        now: float | None = None,
+        *,
+        client: str | None = None,
+        deadline: int | None = None,
     ) -> ClickResult:
-        """Count a click unless this visitor's click was counted already."""
-        minute = int(time.time() if now is None else now) // 60
-        call_keys = (*self._count_keys(slug, minute), keys.clicked(slug, visitor))
+        """Count a click unless this visitor's click was counted already.
+
+        ``visitor`` names the visitor in the markers hash (the service passes
+        the click token's visitor ref); the marker expires ``marker_ttl``
+        seconds on.  ``client`` and ``deadline`` as for :meth:`record_impressions`.
+        """
+        now = time.time() if now is None else now
+        minute, window = int(now) // 60, int(now) // self.budget_window
+        call_keys = (*self._count_keys(slug, minute, window), keys.clicked(slug))
+        budget = client if client and self.budget_clicks else ""
+        late = "" if deadline is None else str(deadline)
         try:
+            if self.field_ttl is None:
+                self._detect_field_ttl()
             (reply,) = self._counting.evalsha_many(
-                self._click, [(call_keys, [variant, int(marker_ttl)])]
+                self._clicks[self.field_ttl],
+                [(call_keys, (variant, visitor, int(marker_ttl), late, budget))],
             )
+        except redis.ResponseError as error:
+            self.field_ttl = None  # a server that lost HEXPIRE (another version) is asked again
+            raise StoreError(str(error)) from error
         except redis.RedisError as error:
             raise StoreError(str(error)) from error
         if isinstance(reply, str):
             return ClickResult(status=reply, counted=False)
+        if isinstance(reply, list):
+            return ClickResult(status=RUNNING, counted=False, reason=reply[1])
         return ClickResult(status=RUNNING, counted=bool(reply))
+
+    # -- exclusions --------------------------------------------------------
+
+    def exclude(self, slug: str, kind: str, reason: str, variant: str) -> None:
+        """Tally one reader served but not counted (``kind`` ``"i"`` or ``"c"``, ``reason``
+        ``bot`` or ``prefetch``), in memory: :meth:`flush_excluded` adds the tallies to Redis."""
+        field = (slug, keys.excluded_field(kind, reason, variant))
+        with self._lock:
+            self._excluded[field] = self._excluded.get(field, 0) + 1
+
+    def flush_excluded(self) -> int:
+        """Add the tallies since the last flush to Redis (one round trip, none if there
+        are none); returns how many readers they were.
+
+        Sent once, never retried, like a count: tallies whose reply is lost
+        may or may not have been added, and are not sent again.
+        """
+        with self._lock:
+            pending, self._excluded = self._excluded, {}
+        if not pending:
+            return 0
+        commands = [
+            ("HINCRBY", keys.excluded(slug), field, n) for (slug, field), n in pending.items()
+        ]
+        try:
+            replies = self._counting.send(commands)
+        except redis.RedisError as error:
+            raise StoreError(str(error)) from error
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise StoreError(str(reply))
+        return sum(pending.values())
+
+    @_translated
+    def excluded(self, slugs: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Each experiment's excluded hash (``i:<reason>:<variant>``, ``c:<reason>:<variant>``)."""
+        slugs = list(slugs)
+        pipe = self.redis.pipeline(transaction=False)
+        for slug in slugs:
+            pipe.hgetall(keys.excluded(slug))
+        return {slug: _int_values(reply) for slug, reply in zip(slugs, pipe.execute(), strict=True)}
 
     # -- series ------------------------------------------------------------
 
@@ -347,6 +542,10 @@ class RedisStore:
     @_translated
     def ping(self) -> bool:
         return bool(self.redis.ping())
+
+
+def _int_values(stored: dict[str, str]) -> dict[str, int]:
+    return {field: int(value) for field, value in stored.items()}
 
 
 def _allocation(stored: str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,13 @@ from werkzeug.serving import make_server
 
 THREADS, REQUESTS = 12, 25
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
+
+
+@pytest.fixture
+def settings(settings):
+    # Every reader here comes from 127.0.0.1: exact counting, without the
+    # per-address budgets (tests/test_attack.py holds those).
+    return dataclasses.replace(settings, budget_impressions=0, budget_clicks=0)
 
 
 @pytest.fixture

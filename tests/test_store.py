@@ -74,8 +74,10 @@ def test_click_counts_once_per_visitor_and_never_past_impressions(store):
     assert not store.record_click("vote", "a", "v1", 60, now=NOW).counted  # once per visitor
     assert not store.record_click("vote", "a", "v2", 60, now=NOW).counted  # clicks <= impressions
     assert store.get("vote").clicks == (1, 0, 0)
-    ttl = store.redis.ttl(keys.clicked("vote", "v1"))
-    assert 0 < ttl <= 60  # de-duplication memory is bounded by the token lifetime
+    # One hash per experiment holds every marker, expiring with the marker lifetime.
+    assert store.redis.hgetall(keys.clicked("vote")) == {"v1": "a"}
+    assert 0 < store.redis.ttl(keys.clicked("vote")) <= 60
+    assert not list(store.redis.scan_iter(match="abtest:{vote}:clicked:*"))
 
 
 def test_series_sum_to_totals_and_expire(store):
@@ -206,7 +208,9 @@ def test_keys_of_one_experiment_share_a_hash_tag():
         keys.counts("x"),
         keys.minute("x", 1),
         keys.hour("x", 1),
-        keys.clicked("x", "v"),
+        keys.clicked("x"),
+        keys.budget("x", 1),
+        keys.excluded("x"),
         keys.audit("x"),
     ):
         assert key.startswith("abtest:{x}:")

@@ -75,15 +75,40 @@ class Reader:
     needs only the cookie's value (see :meth:`Service.read_click`).
     """
 
-    __slots__ = ("request", "extension", "service", "counts", "cookie", "_arrived", "_visitor")
+    __slots__ = (
+        "request",
+        "extension",
+        "service",
+        "counts",
+        "excluded",
+        "client",
+        "cookie",
+        "_arrived",
+        "_visitor",
+    )
 
     def __init__(self, extension: dict, request: Request):
         environ = request.environ
         self.request = request
         self.extension = extension
         self.service: Service = extension["service"]
-        #: False for crawlers, link previewers and browser prefetches.
-        self.counts = not (is_bot(environ.get("HTTP_USER_AGENT", "")) or is_prefetch(environ))
+        #: ``"bot"`` for crawlers and link previewers, ``"prefetch"`` for
+        #: browser prefetches: served, never counted, tallied as excluded.
+        #: None for a HEAD request: a page asked about, never shown, so not
+        #: an impression, a click or an exclusion (and given no cookie).
+        self.excluded = None
+        if environ["REQUEST_METHOD"] == "HEAD":
+            self.counts = False
+        else:
+            if is_bot(environ.get("HTTP_USER_AGENT", "")):
+                self.excluded = "bot"
+            elif is_prefetch(environ):
+                self.excluded = "prefetch"
+            #: False for crawlers, previewers, prefetches and HEAD requests.
+            self.counts = self.excluded is None
+        #: The reader's address: the socket's, or the one the trusted proxies
+        #: forwarded (werkzeug's ProxyFix rewrites it); it spends the budgets.
+        self.client: str | None = environ.get("REMOTE_ADDR")
         #: The visitor cookie's value as sent, or None.
         self.cookie = visitor_cookie(environ)
         #: The visitor as they arrived, and as they leave (both None until asked for).
@@ -99,7 +124,9 @@ class Reader:
 
     def assign(self, slugs: list[str]) -> list[Assignment]:
         """This reader's headlines for ``slugs`` (see :meth:`Service.assign`)."""
-        served = self.service.assign(self.visitor, slugs, count=self.counts)
+        served = self.service.assign(
+            self.visitor, slugs, count=self.counts, client=self.client, excluded=self.excluded
+        )
         self._visitor = served.visitor
         return served.assignments
 

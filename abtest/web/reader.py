@@ -61,7 +61,9 @@ def article(slug: str):
 def click(token: str):
     state = context.reader()
     try:
-        outcome = state.service.read_click(token, state.cookie, count=state.counts)
+        outcome = state.service.read_click(
+            token, state.cookie, count=state.counts, client=state.client, excluded=state.excluded
+        )
     except InvalidLink:
         abort(400, description="This link is not valid.")
     except UnknownExperiment:
@@ -72,4 +74,3 @@ def click(token: str):
     location = article_path(state.request.script_root, outcome.slug)
     response = ReaderResponse(b"", status=303, headers=[("Location", location)])
     return context.finish(state, response)
-
