@@ -62,10 +62,18 @@ def main() -> None:
 )
 @click.option(
     "--threads",
-    default=1,
+    default=8,  # abtest.gunicorn.DEFAULT_THREADS, named there with the reason
     show_default=True,
     type=click.IntRange(1, 256),
-    help="Threads per worker (more than 1 uses gunicorn's gthread workers).",
+    help=(
+        "Threads per worker (gunicorn's gthread workers; 1: sync workers, where one "
+        "slow Redis call holds up every request behind it)."
+    ),
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=None,
+    help="One log line per request on stdout (also ABTEST_ACCESS_LOG). [default: off]",
 )
 @click.option(
     "--redis-url",
@@ -80,9 +88,13 @@ def main() -> None:
     default=None,
     help="Embedded Redis data and development secrets (also ABTEST_DATA_DIR).",
 )
-def serve(host, port, workers, threads, redis_url, data_dir) -> None:
-    """Run the service under gunicorn (with an embedded Redis if none is configured)."""
-    settings = _settings(redis_url=redis_url, data_dir=data_dir)
+def serve(host, port, workers, threads, access_log, redis_url, data_dir) -> None:
+    """Run the service under gunicorn (with an embedded Redis if none is configured).
+
+    The embedded Redis is restarted if it dies (its append-only file keeps
+    the counts), and stops with the service, even one killed with SIGKILL.
+    """
+    settings = _settings(redis_url=redis_url, data_dir=data_dir, access_log=access_log)
     try:
         settings = settings.with_dev_secrets()
         settings.validate()
@@ -99,12 +111,16 @@ def serve(host, port, workers, threads, redis_url, data_dir) -> None:
             embedded.start()
         except EmbeddedRedisError as error:
             raise click.ClickException(str(error)) from None
+        embedded.supervise()
         settings = dataclasses.replace(settings, redis_url=embedded.url)
         click.echo(f"abtest: embedded Redis at {embedded.socket}, data in {settings.data_dir}")
     try:
         from .gunicorn import run
 
-        click.echo(f"abtest: serving on http://{host}:{port}/ with {workers} worker(s)")
+        click.echo(
+            f"abtest: serving on http://{host}:{port}/ with {workers} worker(s) "
+            f"of {threads} thread(s)"
+        )
         if not settings.production and settings.api_token:
             click.echo(f"abtest: stats API token (development): {settings.api_token}")
         run(settings, host=host, port=port, workers=workers, threads=threads)

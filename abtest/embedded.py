@@ -6,15 +6,36 @@ directory (no TCP port), keeps its data there (RDB snapshots plus an
 append-only file, fsynced every second) and is shut down, with a final save,
 when the service stops.  The test suite uses the same class on a temporary
 directory.
+
+Looked after, so that it never needs a person:
+
+- **Restarted if it dies** (:meth:`EmbeddedRedis.supervise`): a thread of
+  the ``abtest serve`` process waits on it and starts it again with the same
+  configuration; it reloads its append-only file, so the counts are kept.
+  Redis writes each command to that file before it replies, so a killed
+  redis-server loses no count it acknowledged; the file is fsynced every
+  second, so a crash of the whole machine may lose the last second or so.
+- **Never outlives its owner**: on Linux it runs with ``PR_SET_PDEATHSIG``,
+  so it is sent SIGTERM (and saves) when the abtest process that started it
+  dies, even by SIGKILL.
+- **A stale one is cleaned up**: the data directory records the owner's pid
+  (``redis.owner``).  A server found answering on the socket at start whose
+  owner is gone (or is not its parent any more) is shut down with a final
+  save before a new one starts; one whose owner is running is left alone,
+  with a message naming it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +43,29 @@ import redis
 
 __all__ = ["EmbeddedRedis", "redis_server_executable", "EmbeddedRedisError"]
 
+log = logging.getLogger(__name__)
+
 SOCKET_NAME = "redis.sock"
+#: The pid of the process that started the server (and supervises it).
+OWNER_NAME = "redis.owner"
+
+#: Run before redis-server, in its own process, then replaced by it: asks the
+#: kernel to send it SIGTERM when the thread that started it exits (with its
+#: process, the abtest that owns it).  A separate exec rather than
+#: Popen(preexec_fn=...), which is unsafe in a process with threads.
+#: argv: the owner's pid, then redis-server's command line.
+_PARENT_DEATH_SIGNAL = """\
+import ctypes, os, signal, sys
+PR_SET_PDEATHSIG = 1
+ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("abtest exited before its redis-server started")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+#: Restarts within this many seconds count as a crash loop: wait before the next.
+_CRASH_LOOP_WINDOW = 30.0
+_MAX_RESTART_DELAY = 10.0
 # Unix socket paths are limited to 107 bytes on Linux.
 _MAX_SOCKET_PATH = 100
 
@@ -59,14 +102,41 @@ def socket_path(data_dir: Path) -> Path:
     return path
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, alive
+    return True
+
+
+def _parent_of(pid: int) -> int | None:
+    """A process's parent pid (Linux ``/proc``), or None when that can't be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # pid (comm) state ppid ...: comm may hold spaces and parentheses.
+    return int(stat.rpartition(")")[2].split()[1])
+
+
 class EmbeddedRedis:
     """A redis-server child process serving ``data_dir``; use as a context manager."""
 
     def __init__(self, data_dir: Path, start_timeout: float = 15.0):
         self.data_dir = Path(data_dir).resolve()
         self.socket = socket_path(self.data_dir)
+        self.owner_file = self.data_dir / OWNER_NAME
+        self.config = self.data_dir / "redis.conf"
         self.start_timeout = start_timeout
         self.process: subprocess.Popen | None = None
+        #: How many times the supervisor has restarted the server.
+        self.restarts = 0
+        self._stopping = False
+        self._supervisor: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -76,7 +146,7 @@ class EmbeddedRedis:
         return redis.Redis(unix_socket_path=str(self.socket), **options)
 
     def running_elsewhere(self) -> bool:
-        """True if another process already serves this data directory."""
+        """True if a server (ours or another's) answers on this data directory's socket."""
         if not self.socket.exists():
             return False
         try:
@@ -86,16 +156,11 @@ class EmbeddedRedis:
             return False
 
     def start(self) -> EmbeddedRedis:
+        """Start the server, after shutting down a stale one; :class:`EmbeddedRedisError` if not."""
         if self.running_elsewhere():
-            raise EmbeddedRedisError(
-                f"an embedded Redis already serves {self.data_dir}; "
-                "stop that abtest first or use another ABTEST_DATA_DIR"
-            )
+            self._clear_stale()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.socket.unlink()
-        config = self.data_dir / "redis.conf"
-        config.write_text(
+        self.config.write_text(
             "\n".join(
                 [
                     "port 0",
@@ -113,8 +178,28 @@ class EmbeddedRedis:
                 ]
             )
         )
-        self.process = subprocess.Popen(
-            [redis_server_executable(), str(config)],
+        self._stopping = False
+        try:
+            self._launch()
+        except EmbeddedRedisError:
+            self.stop()
+            raise
+        return self
+
+    def _command(self) -> list[str]:
+        command = [redis_server_executable(), str(self.config)]
+        if sys.platform.startswith("linux") and sys.executable:
+            return [sys.executable, "-I", "-S", "-c", _PARENT_DEATH_SIGNAL, str(os.getpid())] + (
+                command
+            )
+        return command
+
+    def _launch(self) -> None:
+        """Start redis-server and wait until it answers (loading its data may take a while)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.socket.unlink()
+        process = self.process = subprocess.Popen(
+            self._command(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -122,43 +207,155 @@ class EmbeddedRedis:
         )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                error = (
-                    self.process.stderr.read().decode(errors="replace")
-                    if self.process.stderr
-                    else ""
-                )
+            if process.poll() is not None:
+                error = process.stderr.read().decode(errors="replace") if process.stderr else ""
                 raise EmbeddedRedisError(
-                    f"redis-server exited with {self.process.returncode}: {error.strip()} "
+                    f"redis-server exited with {process.returncode}: {error.strip()} "
                     f"(see {self.data_dir / 'redis.log'})"
                 )
             try:
                 with contextlib.closing(self.client(socket_timeout=1)) as client:
                     # Loading a large append-only file answers LOADING until done.
                     if client.ping():
-                        return self
+                        self.owner_file.write_text(f"{os.getpid()}\n")
+                        return
             except (redis.ConnectionError, redis.BusyLoadingError, FileNotFoundError):
                 time.sleep(0.05)
-        self.stop()
         raise EmbeddedRedisError(f"redis-server did not answer within {self.start_timeout} s")
+
+    # -- a server found running ---------------------------------------------
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self.owner_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _clear_stale(self) -> None:
+        """A server answers on our socket: shut it down if its owner is gone, else refuse."""
+        owner = self._owner()
+        try:
+            with contextlib.closing(self.client(socket_timeout=2)) as client:
+                server_pid = int(client.info("server")["process_id"])
+        except (redis.RedisError, KeyError, ValueError):
+            server_pid = None
+        parent = _parent_of(server_pid) if server_pid else None
+        owned = owner is not None and _alive(owner) and parent in (None, owner)
+        orphaned = parent == 1 or (owner is not None and not owned)
+        where = f"{self.data_dir} (redis-server pid {server_pid or '?'})"
+        if owned or not orphaned:
+            started_by = f"abtest pid {owner}" if owned else f"pid {parent or '?'}"
+            raise EmbeddedRedisError(
+                f"an embedded Redis started by {started_by} already serves {where}; "
+                "stop that abtest first or use another ABTEST_DATA_DIR"
+            )
+        log.warning(
+            "an embedded Redis left running by abtest pid %s, which is gone, serves %s: "
+            "shutting it down with a final save",
+            owner or "?",
+            where,
+        )
+        try:
+            with contextlib.closing(self.client(socket_timeout=30)) as client:
+                client.shutdown(save=True)
+        except redis.ConnectionError:
+            pass  # it was already shutting down
+        except redis.RedisError as error:
+            raise EmbeddedRedisError(
+                f"the stale embedded Redis serving {where} refused to shut down ({error}); "
+                f"see {self.data_dir / 'redis.log'}, then stop it by hand "
+                f"(kill {server_pid or '<pid>'})"
+            ) from None
+        deadline = time.monotonic() + self.start_timeout
+        while self.running_elsewhere():
+            if time.monotonic() > deadline:
+                raise EmbeddedRedisError(
+                    f"the stale embedded Redis serving {where} did not stop within "
+                    f"{self.start_timeout} s; stop it by hand (kill {server_pid or '<pid>'})"
+                )
+            time.sleep(0.05)
+
+    # -- supervision ----------------------------------------------------------
+
+    def supervise(self) -> None:
+        """Restart the server whenever it exits, until :meth:`stop` (a daemon thread).
+
+        The thread starts the new server, so with ``PR_SET_PDEATHSIG`` it must
+        (and does) live as long as the server should: it ends only after the
+        server has exited on :meth:`stop`.
+        """
+        with self._lock:
+            if self._supervisor is None:
+                self._supervisor = threading.Thread(
+                    target=self._supervise, name="abtest-redis-supervisor", daemon=True
+                )
+                self._supervisor.start()
+
+    def _supervise(self) -> None:
+        recent: list[float] = []
+        while True:
+            process = self.process
+            if process is None:
+                return
+            process.wait()
+            with self._lock:
+                if self._stopping or self.process is not process:
+                    return
+            now = time.monotonic()
+            recent = [t for t in recent if now - t < _CRASH_LOOP_WINDOW] + [now]
+            delay = 0.0 if len(recent) <= 3 else min(2.0 ** (len(recent) - 3), _MAX_RESTART_DELAY)
+            log.error(
+                "the embedded redis-server (pid %s) exited with status %s; restarting it%s "
+                "(its append-only file keeps the counts). Its log ends: %s",
+                process.pid,
+                process.returncode,
+                f" in {delay:g} s" if delay else "",
+                self._log_tail(),
+            )
+            if process.stderr:
+                process.stderr.close()
+            time.sleep(delay)
+            with self._lock:
+                if self._stopping:
+                    return
+                try:
+                    self._launch()
+                except EmbeddedRedisError as error:
+                    log.error("the embedded Redis did not restart: %s", error)
+                    continue  # self.process is the failed one: wait, then try again
+                self.restarts += 1
+            log.warning("the embedded Redis is back (pid %s)", self.process.pid)
+
+    def _log_tail(self, lines: int = 3) -> str:
+        try:
+            text = (self.data_dir / "redis.log").read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(text.strip().splitlines()[-lines:])
 
     def stop(self) -> None:
         """Save and shut down (SHUTDOWN SAVE), or terminate if it won't answer."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        with self._lock:
+            self._stopping = True
+            process, self.process = self.process, None
+        if process is None:
             return
-        try:
-            with contextlib.closing(self.client(socket_timeout=10)) as client:
-                client.shutdown(save=True)
-        except redis.RedisError:
-            process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            try:
+                with contextlib.closing(self.client(socket_timeout=10)) as client:
+                    client.shutdown(save=True)
+            except redis.RedisError:
+                process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         if process.stderr:
             process.stderr.close()
+        if self._owner() == os.getpid():
+            with contextlib.suppress(OSError):
+                self.owner_file.unlink()
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

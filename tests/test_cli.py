@@ -37,13 +37,14 @@ def test_serve_starts_its_own_redis_and_stops_it(tmp_path):
     data_dir = tmp_path / "data"
     env = subprocess_env(ABTEST_DATA_DIR=str(data_dir))
     server = subprocess.Popen(
-        [sys.executable, "-m", "abtest.cli", "serve", "--port", str(port), "--workers", "2"],
+        [sys.executable, "-m", "abtest.cli", "serve", "--port", str(port), "--workers", "2"]
+        + ["--access-log"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     try:
-        status, body = wait_for(f"http://127.0.0.1:{port}/healthz")
+        status, body = wait_for(f"http://127.0.0.1:{port}/healthz/ready")
         assert status == 200 and json.loads(body) == {"status": "ok", "redis": "ok"}
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/", headers={"User-Agent": BROWSER}
@@ -65,8 +66,26 @@ def test_serve_starts_its_own_redis_and_stops_it(tmp_path):
         output = server.communicate(timeout=60)[0].decode()
     assert server.returncode == 0, output
     assert "embedded Redis" in output
+    assert "with 2 worker(s) of 8 thread(s)" in output
+    assert '"GET / HTTP/1.1" 200' in output  # the access log
+    assert not (data_dir / "redis.owner").exists()
     assert not (data_dir / "redis.sock").exists()  # the embedded server was shut down
     assert (data_dir / "appendonlydir").exists() or (data_dir / "appendonly.aof").exists()
+
+
+def test_serve_defaults_to_threaded_workers_and_offers_the_access_log(runner):
+    from abtest.gunicorn import DEFAULT_THREADS, options
+
+    result = runner.invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    assert "--access-log / --no-access-log" in result.output
+    threads = next(p for p in main.commands["serve"].params if p.name == "threads")
+    assert threads.default == DEFAULT_THREADS > 1
+    chosen = options("127.0.0.1", 8000, 2)
+    assert chosen["worker_class"] == "gthread" and chosen["threads"] == DEFAULT_THREADS
+    assert chosen["preload_app"] is True and chosen["accesslog"] is None
+    assert options("127.0.0.1", 8000, 2, access_log=True)["accesslog"] == "-"
+    assert options("127.0.0.1", 8000, 2, threads=1)["worker_class"] == "sync"
 
 
 def test_serve_refuses_production_with_a_default_secret(tmp_path):
