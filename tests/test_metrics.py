@@ -284,6 +284,8 @@ def test_serve_sums_its_workers(tmp_path):
         found = samples(body.decode())
         # Each worker's count alone is 1 or 12: only both together make 13.
         assert requests_total(found, "reader.front", "200") == readers + 1
+        counted = value(found, "abtest_impressions_total", outcome="counted", reason="")
+        assert counted == readers + 1
         assert value(found, "abtest_circuit_open") == 0
         directory = data_dir / "metrics" / str(server.pid)
         writers = {path.stem.rsplit("_", 1)[-1] for path in directory.glob("counter_*.db")}
