@@ -230,10 +230,10 @@ def test_simulate_offers_exactly_the_simulators_allocations():
     assert tuple(option.type.choices) == simulate.ALLOCATIONS
 
 
-def test_experiments_actions_change_the_state_and_are_audited(runner, service):
-    import getpass
-
-    actor = f"cli:{getpass.getuser()}"
+def test_experiments_actions_change_the_state_and_are_audited(runner, service, monkeypatch):
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # what getpass.getuser reads first
+        monkeypatch.setenv(name, "night-desk")
+    actor = "cli:night-desk"
     for arguments, said in (
         (["pause", SLUG], f"{SLUG}: paused"),
         (["resume", SLUG], f"{SLUG}: running"),
@@ -252,6 +252,9 @@ def test_experiments_actions_change_the_state_and_are_audited(runner, service):
         ("reopen", actor),
     ]
     assert audit[2]["winner"] == "b"
+    changed = runner.invoke(main, ["experiments", "settings", SLUG, "--caring", "0.05"])
+    assert changed.exit_code == 0, changed.output
+    assert service.audit(SLUG)[0]["editor"] == actor
 
 
 def test_experiments_actions_refuse_clearly(runner, service):

@@ -138,7 +138,7 @@ def decide(slug: str):
         chosen = variant.strip().lower()
         if chosen not in experiment.variant_ids:
             raise _Malformed(
-                f"no variant {variant!r} in {slug!r}: "
+                f"no variant {variant[:40]!r} in {slug!r}: "
                 f"choose one of {', '.join(experiment.variant_ids)}"
             )
         return service.decide(slug, chosen, API_EDITOR)
