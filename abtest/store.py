@@ -20,7 +20,7 @@ import functools
 import json
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import redis
@@ -138,12 +138,15 @@ class RedisStore:
         budget_window: int = 3600,
         budget_impressions: int = 0,
         budget_clicks: int = 0,
+        clock: Callable[[], float] = time.time,
     ):
+        """``clock`` is this host's wall clock, for :attr:`clock_offset` (tests skew it)."""
         self.minute_ttl = int(minute_ttl)
         self.hour_ttl = int(hour_ttl)
         self.budget_window = int(budget_window)
         self.budget_impressions = int(budget_impressions)
         self.budget_clicks = int(budget_clicks)
+        self.clock = clock
         #: Whether Redis expires hash fields (HEXPIRE, 7.4 and later); None until asked.
         self.field_ttl: bool | None = None
         #: Redis's clock minus this host's, in seconds: a lower bound (see :meth:`load`).
@@ -258,7 +261,7 @@ class RedisStore:
             if with_excluded:
                 pipe.hgetall(keys.excluded(slug))
         replies = pipe.execute()
-        self._clock_read(replies[0], time.time())
+        self._clock_read(replies[0], self.clock())
         step = 3 if with_excluded else 2
         experiments, excluded = [], {}
         for index, slug in enumerate(slugs):
@@ -286,11 +289,11 @@ class RedisStore:
     def redis_time(self, local: float | None = None) -> float:
         """Redis's clock (Unix seconds) at this host's ``local`` time (default: now), as
         :attr:`clock_offset` estimates it."""
-        return (time.time() if local is None else local) + self.clock_offset
+        return (self.clock() if local is None else local) + self.clock_offset
 
     def deadline(self, seconds: float) -> int:
         """``seconds`` from now in Redis's clock, in microseconds: a counting script's deadline."""
-        return int((time.time() + self.clock_offset + seconds) * 1_000_000)
+        return int((self.clock() + self.clock_offset + seconds) * 1_000_000)
 
     def _detect_field_ttl(self) -> None:
         """Ask Redis once whether it has HEXPIRE (7.4 and later)."""
