@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, redis=None) -> Flask:
         redis = connect(settings.redis_url, settings.redis_timeout)
 
     from .web import register
+    from .web.headers import SecurityHeaders, security_headers
 
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.update(
@@ -45,6 +46,11 @@ def create_app(settings: Settings | None = None, redis=None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.cookie_secure,
+        # A larger body gets 413 before any of it is read (werkzeug checks
+        # Content-Length first; a chunked body is cut off at the limit).  One
+        # limit for forms too (Flask's own default for them is lower).
+        MAX_CONTENT_LENGTH=settings.max_body,
+        MAX_FORM_MEMORY_SIZE=settings.max_body,
     )
     app.json.sort_keys = False  # keep the stats document in SPEC's order
     service = Service.from_settings(settings, redis)
@@ -61,4 +67,5 @@ def create_app(settings: Settings | None = None, redis=None) -> Flask:
             log.warning("seed story not loaded (Redis unreachable): %s", error)
 
     register(app)
+    app.wsgi_app = SecurityHeaders(app.wsgi_app, security_headers(settings))
     return app
