@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import ConfigError, Settings
 from .service import Service
@@ -67,5 +68,11 @@ def create_app(settings: Settings | None = None, redis=None) -> Flask:
             log.warning("seed story not loaded (Redis unreachable): %s", error)
 
     register(app)
+    if settings.proxy_hops:
+        # The client's address and scheme as the trusted proxies saw them.  Not
+        # the host: absolute URLs come from ABTEST_PUBLIC_URL, never a header.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
+        )
     app.wsgi_app = SecurityHeaders(app.wsgi_app, security_headers(settings))
     return app
