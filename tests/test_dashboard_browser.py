@@ -6,7 +6,8 @@ Needs Debian's ``chromium`` at /usr/bin/chromium.  CI installs it, and under
 CI (``CI`` set) a missing browser fails the test; on a developer's machine
 without it the test is skipped with the reason shown.  Saves screenshots of the experiment page
 with its verdict (tests/artifacts/experiment-page.png) and of the confirmation
-(tests/artifacts/choose-winner.png).
+(tests/artifacts/choose-winner.png).  Every page is also held to the
+Content-Security-Policy the service sends: no violation is reported.
 """
 
 from __future__ import annotations
@@ -133,6 +134,31 @@ def _reader_traffic(base: str, visitors: int, click_every: int) -> None:
             reader.get(link)  # /c/<token>, then the story
 
 
+# Reports every Content-Security-Policy violation to the test, from every page.
+REPORT_VIOLATIONS = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  const line = `${event.violatedDirective} ${event.blockedURI} on ${location.pathname}`;
+  window.cspViolations.push(line);
+  window.reportViolation(line);
+});
+"""
+
+
+def watched_page(browser, violations: list[str], errors: list[str]):
+    """A new page whose CSP violations and console errors land in the two lists."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, device_scale_factor=1)
+    context.expose_function("reportViolation", lambda line: violations.append(line))
+    context.add_init_script(REPORT_VIOLATIONS)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    return page
+
+
 @pytest.fixture
 def browser():
     from playwright.sync_api import sync_playwright
@@ -152,13 +178,9 @@ def test_editor_watches_live_numbers_and_chooses_the_winner(live_server, browser
 
     app, base = live_server
     service = app.extensions["abtest"]["service"]
-    page = browser.new_page(viewport={"width": 1360, "height": 900}, device_scale_factor=1)
-    page.set_default_timeout(10_000)
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "console", lambda message: errors.append(message.text) if message.type == "error" else None
-    )
+    violations: list[str] = []
+    page = watched_page(browser, violations, errors)
 
     # Signed out: the experiment page sends us to sign in, and back afterwards.
     page.goto(f"{base}/dashboard/{SLUG}?every=0.5")
@@ -219,4 +241,61 @@ def test_editor_watches_live_numbers_and_chooses_the_winner(live_server, browser
         assert headline == HEADLINES[1]
     assert totals(service) == counted
     assert errors == []
-    page.close()
+    assert violations == []
+    page.context.close()
+
+
+def test_every_page_keeps_to_the_content_security_policy(live_server, browser):
+    """Reader pages, error pages, sign-in, sign-out and each dashboard page,
+    live updates included, under the policy the service sends, with no violation."""
+    from playwright.sync_api import expect
+
+    _, base = live_server
+    errors: list[str] = []
+    violations: list[str] = []
+    page = watched_page(browser, violations, errors)
+
+    page.goto(f"{base}/")
+    headline = page.locator("h2 a")
+    expect(headline).to_be_visible()
+    headline.click()  # the click link, then the story
+    expect(page).to_have_url(re.compile(rf"/articles/{SLUG}$"))
+    assert page.goto(f"{base}/articles/no-such-story").status == 404
+
+    page.goto(f"{base}/dashboard/login")
+    page.fill("#username", "editor")
+    page.fill("#password", "correct horse")
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}/dashboard/")
+    page.goto(f"{base}/dashboard/{SLUG}?every=0.5")
+    stamp = page.locator("[data-updated-at]").inner_text()
+    _reader_traffic(base, visitors=3, click_every=1)  # a live update swaps fragments in
+    expect(page.locator("[data-updated-at]")).not_to_have_text(stamp)
+    expect(page.locator("[data-live-state]")).to_have_attribute("data-live-state", "live")
+    page.goto(f"{base}/dashboard/{SLUG}/decide?variant=b")
+    expect(page.locator("#confirm-decide")).to_be_visible()
+    page.goto(f"{base}/dashboard/new")
+    page.click("button[name=everywhere]")
+    expect(page).to_have_url(f"{base}/dashboard/login")
+    expect(page.locator(".flash-info")).to_contain_text("signed out everywhere")
+    # The story that isn't there, and the reader site's missing /favicon.ico, are 404s.
+    assert [e for e in errors if "status of 404" not in e] == []
+    assert violations == []
+
+    # The policy is enforced and every violation would have been seen: an
+    # inline script and an inline style, added here, are blocked and reported.
+    page.evaluate(
+        """() => {
+          const script = document.createElement("script");
+          script.textContent = "window.inlineRan = true";
+          document.body.appendChild(script);
+          document.body.setAttribute("style", "background: red");
+        }"""
+    )
+    page.wait_for_function("window.cspViolations.length >= 2")
+    assert page.evaluate("window.inlineRan === undefined")
+    expect(page.locator("body")).not_to_have_css("background-color", "rgb(255, 0, 0)")
+    blocked = page.evaluate("window.cspViolations")
+    assert any(line.startswith("script-src") for line in blocked), blocked
+    assert any(line.startswith("style-src") for line in blocked), blocked
+    page.context.close()
