@@ -68,16 +68,19 @@ one atomic step together with the per-minute and per-hour series, the click
 marker and the budget; the bot and prefetch exclusions are tallied in each
 process and added by its background refresher.
 
-Memory: the counts, series and exclusions are a few fields per variant.  The
-click markers grow with counted clicks: about 90 bytes per click (a field in
-a large hash; ``bench/memory.py`` measures it), so 100,000 clicks are about
-9 MB.  The budget hash of a window holds one or two fields per client
-address that counted there, about 80 bytes each, and lives two windows at
-most.  Give Redis a ``maxmemory`` with room for that and
-``maxmemory-policy noeviction``: under eviction Redis would silently drop
-counts, markers (a second click would count) or budgets; under noeviction a
-full Redis refuses writes, and readers are served uncounted, as in an
-outage.
+Memory: the counts, exclusions and definition are about 3 kB per
+experiment, the series about 175 kB per day of traffic (docs/performance.md).
+The click markers are one per counted click (so one address adds at most
+its click budget per window): about 100 bytes each (80 with jemalloc, 13
+more with per-field expiry), so 100,000 clicks are about 10 MB, where one
+key per marker took about 135 bytes each.
+A window's budget hash holds about 80 bytes per address that counted an
+impression there (twice that with a click), and lives two windows at most.
+Give Redis a ``maxmemory`` with room for that and ``maxmemory-policy
+noeviction``: under an eviction policy Redis would silently drop counts,
+markers (a second click would count) or budgets; under noeviction a full
+Redis refuses writes, the counting scripts fail, and readers are served
+uncounted, as in an outage.
 """
 
 from __future__ import annotations
