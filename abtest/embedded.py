@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 __all__ = ["EmbeddedRedis", "redis_server_executable", "EmbeddedRedisError"]
 
@@ -137,12 +139,19 @@ class EmbeddedRedis:
         self._stopping = False
         self._supervisor: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: The process that started the server, the only one that may stop it:
+        #: a forked gunicorn worker unwinds through the same ``finally`` as its
+        #: master, with a copy of this object (and of the Popen's locks).
+        self._owner_pid = os.getpid()
 
     @property
     def url(self) -> str:
         return f"unix://{self.socket}"
 
     def client(self, **options) -> redis.Redis:
+        """A client on the socket; it never retries (redis-py's default retries a
+        refused connection for seconds, and the server here may be gone on purpose)."""
+        options.setdefault("retry", Retry(NoBackoff(), 0))
         return redis.Redis(unix_socket_path=str(self.socket), **options)
 
     def running_elsewhere(self) -> bool:
@@ -179,6 +188,7 @@ class EmbeddedRedis:
             )
         )
         self._stopping = False
+        self._owner_pid = os.getpid()
         try:
             self._launch()
         except EmbeddedRedisError:
@@ -334,7 +344,12 @@ class EmbeddedRedis:
         return " | ".join(text.strip().splitlines()[-lines:])
 
     def stop(self) -> None:
-        """Save and shut down (SHUTDOWN SAVE), or terminate if it won't answer."""
+        """Save and shut down (SHUTDOWN SAVE), or terminate if it won't answer.
+
+        Does nothing in a process forked from the one that started it.
+        """
+        if os.getpid() != self._owner_pid:
+            return
         with self._lock:
             self._stopping = True
             process, self.process = self.process, None

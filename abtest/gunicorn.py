@@ -30,6 +30,10 @@ __all__ = ["run", "serve", "options", "DEFAULT_THREADS"]
 DEFAULT_THREADS = 8
 
 
+#: Settings only newer gunicorns have; skipped on older ones.
+_NEWER = frozenset({"control_socket_disable"})
+
+
 class _Application(BaseApplication):
     def __init__(self, load: Callable[[], Callable], options: dict):
         self._load = load
@@ -38,6 +42,8 @@ class _Application(BaseApplication):
 
     def load_config(self) -> None:
         for key, value in self.options.items():
+            if key in _NEWER and key not in self.cfg.settings:
+                continue  # an older gunicorn without this setting
             self.cfg.set(key, value)
 
     def load(self):
@@ -68,6 +74,10 @@ def options(
         # Redis for at most the Redis timeout) for up to this long.
         "graceful_timeout": 10,
         "keepalive": 5,
+        # gunicorn 25.1+ opens a management socket, one path per user
+        # (~/.gunicorn/gunicorn.ctl), which a second server on the machine
+        # would take over; abtest is managed by signals.
+        "control_socket_disable": True,
         "child_exit": _child_exit,
     }
 
