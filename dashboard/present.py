@@ -29,6 +29,7 @@ __all__ = [
     "clock",
     "iso",
     "variant_rows",
+    "excluded_text",
     "verdict_view",
     "tests_view",
     "audit_rows",
@@ -140,8 +141,28 @@ def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds")
 
 
+#: The reasons a reader is not counted, as the table names them (singular, plural).
+EXCLUSION_WORDS = {
+    "bot": ("bot", "bots"),
+    "prefetch": ("prefetch", "prefetches"),
+    "rate-limited": ("rate-limited", "rate-limited"),
+}
+
+
+def excluded_text(counts: list[tuple[str, int]]) -> str | None:
+    """``[("bot", 3), ("prefetch", 0), ("rate-limited", 120)]`` -> "3 bots · 120 rate-limited"
+    (None when all are zero)."""
+    parts = [f"{n:,} {EXCLUSION_WORDS[reason][n != 1]}" for reason, n in counts if n]
+    return " · ".join(parts) or None
+
+
 def variant_rows(report: ExperimentReport) -> list[dict[str, Any]]:
-    """One row per headline for the table; the interval is the anytime-valid one."""
+    """One row per headline for the table; the interval is the anytime-valid one.
+
+    ``excluded`` and ``excluded_clicks`` say which of the headline's readers
+    were served but not counted (bots, prefetches, addresses past their
+    budget), or are None when none were.
+    """
     stats = report.stats
     leader = stats.leader()
     decided = report.status == DECIDED
@@ -149,6 +170,7 @@ def variant_rows(report: ExperimentReport) -> list[dict[str, Any]]:
     for index, (variant, headline) in enumerate(zip(stats.variants, report.headlines, strict=True)):
         seen = variant.impressions > 0
         low, high = stats.sequential.cs[index]
+        reasons = report.excluded[index].by_reason()
         rows.append(
             {
                 "index": index,
@@ -167,6 +189,8 @@ def variant_rows(report: ExperimentReport) -> list[dict[str, Any]]:
                 "loss": loss_per_thousand(variant.expected_loss),
                 "leader": index == leader and not decided,
                 "winner": decided and index == report.winner_index,
+                "excluded": excluded_text([(reason, shown) for reason, shown, _ in reasons]),
+                "excluded_clicks": excluded_text([(reason, n) for reason, _, n in reasons]),
             }
         )
     return rows

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import html
+import re
 import time
 
 import pytest
@@ -255,3 +257,25 @@ def test_every_outcome_is_in_the_metrics(new_client, service):
         "abtest_redis_seconds_count", {"call": "impression"}
     )
     assert seconds and seconds >= 6
+
+
+def test_the_experiment_page_shows_what_was_not_counted_beside_impressions(
+    client, new_client, service
+):
+    for _ in range(5):
+        browse(new_client, "192.0.2.1")
+    login = client.get("/dashboard/login")
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login.text).group(1)
+    signed = client.post(
+        "/dashboard/login",
+        data={"username": "editor", "password": "correct horse", "csrf_token": token},
+    )
+    assert signed.status_code == 303
+    page = client.get(f"/dashboard/{SLUG}")
+    assert page.status_code == 200
+    assert "Not counted" in page.text
+    cells = re.findall(r'<td class="num excluded" id="excluded-([a-c])">(.*?)</td>', page.text)
+    shown = {variant: html.unescape(re.sub("<[^>]+>", "", text)) for variant, text in cells}
+    assert set(shown) == {"a", "b", "c"}
+    limited = [int(text.split()[0]) for text in shown.values() if "rate-limited" in text]
+    assert sum(limited) == 2

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from abtest.dashboard import present
 from abtest.model import DECIDED, RUNNING
-from abtest.report import ExperimentReport
+from abtest.report import Excluded, ExperimentReport
 from abtest.stats import build_report
 
 
@@ -98,3 +100,15 @@ def test_listing_row_names_the_leader_or_the_winner():
     assert (decided["lead_label"], decided["lead_is_winner"]) == ("A", True)
     empty = present.listing_row(experiment([0, 0], [0, 0]), 1_700_000_000.0)
     assert empty["lead_label"] is None and empty["lead_prob_best"] == present.DASH
+
+
+def test_rows_say_which_readers_were_served_but_not_counted():
+    report = experiment([1500, 1500], [30, 120])
+    rows = present.variant_rows(report)
+    assert [(row["excluded"], row["excluded_clicks"]) for row in rows] == [(None, None)] * 2
+    excluded = (Excluded((3, 1, 120), (0, 0, 26)), Excluded((1, 0, 0), (1, 0, 0)))
+    rows = present.variant_rows(dataclasses.replace(report, excluded=excluded))
+    assert rows[0]["excluded"] == "3 bots · 1 prefetch · 120 rate-limited"
+    assert rows[0]["excluded_clicks"] == "26 rate-limited"
+    assert (rows[1]["excluded"], rows[1]["excluded_clicks"]) == ("1 bot", "1 bot")
+    assert present.excluded_text([("bot", 1234)]) == "1,234 bots"
