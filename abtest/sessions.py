@@ -89,12 +89,16 @@ class SessionStore:
         return self.redis.get(key)
 
     @_translated
-    def save(self, session_id: str, data: str) -> bool:
+    def save(self, session_id: str, data: str, touch: bool = True) -> bool:
         """Replace a live session's data; False (and nothing written) if it has ended.
 
         A session ended elsewhere while this request ran stays ended.
+        ``touch`` as for :meth:`load`; otherwise the session keeps its expiry.
         """
-        return bool(self.redis.set(keys.session(session_id), data, ex=self.idle, xx=True))
+        key = keys.session(session_id)
+        if touch:
+            return bool(self.redis.set(key, data, ex=self.idle, xx=True))
+        return bool(self.redis.set(key, data, keepttl=True, xx=True))
 
     @_translated
     def delete(self, session_id: str, editor: str) -> None:

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import http.client
 import re
+import signal
+import subprocess
+import sys
 import time
+import urllib.parse
 
 import pytest
-from conftest import TEST_SECRET
+from conftest import TEST_SECRET, free_port, subprocess_env
 from flask.sessions import SecureCookieSessionInterface
 from helpers import SLUG
 from itsdangerous import BadSignature, Signer
@@ -235,6 +240,18 @@ def test_each_request_restarts_the_idle_timeout_but_polling_does_not(idle_app, r
     assert 0 < redis_client.ttl(key) <= 30  # the page's own polling: still ending
 
 
+def test_a_poll_that_writes_the_session_keeps_its_expiry(idle_app, redis_client):
+    client = idle_app.test_client()
+    sign_in(client)  # not followed: the session holds no CSRF secret yet
+    key = keys.session(session_id(client))
+    assert "csrf_token" not in redis_client.get(key)
+    redis_client.expire(key, 30)
+    # The live fragments have forms: rendering them makes the session's CSRF secret.
+    assert client.get(f"/dashboard/api/experiments/{SLUG}").status_code == 200
+    assert "csrf_token" in redis_client.get(key)  # written back...
+    assert 0 < redis_client.ttl(key) <= 30  # ...without restarting the idle timeout
+
+
 def test_an_idle_session_ends(idle_app, redis_client):
     client = idle_app.test_client()
     sign_in(client)
@@ -303,3 +320,78 @@ def test_without_redis_the_dashboard_answers_a_clear_503(client, unreachable_app
         "/dashboard/login", data={"username": "editor", "password": PASSWORD, "csrf_token": token}
     )
     assert response.status_code == 503 and "reach its database" in response.text
+
+
+# -- a real server --------------------------------------------------------------------------------
+
+
+class Connection:
+    """One keep-alive HTTP connection with a session cookie of its own."""
+
+    def __init__(self, port: int, session: str = ""):
+        self.http = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        self.session = session
+
+    def request(self, method: str, path: str, form: dict | None = None):
+        headers = {"Cookie": f"session={self.session}"} if self.session else {}
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.http.request(method, path, body=body, headers=headers)
+        response = self.http.getresponse()
+        text = response.read().decode()
+        found = re.match(r"session=([^;]*)", response.getheader("Set-Cookie") or "")
+        if found:
+            self.session = found.group(1)
+        return response.status, text
+
+    def close(self) -> None:
+        self.http.close()
+
+    def sign_in(self) -> None:
+        _, page = self.request("GET", "/dashboard/login")
+        token = TOKEN.search(page).group(1)
+        form = {"username": "editor", "password": PASSWORD, "csrf_token": token}
+        assert self.request("POST", "/dashboard/login", form)[0] == 303
+
+
+@pytest.mark.slow
+def test_sessions_hold_across_the_workers_of_a_real_server(redis_url, redis_client, tmp_path):
+    port = free_port()
+    env = subprocess_env(
+        REDIS_URL=redis_url,
+        ABTEST_DATA_DIR=str(tmp_path / "data"),
+        ABTEST_SECRET_KEY=TEST_SECRET,
+        ABTEST_EDITOR_USER="editor",
+        ABTEST_EDITOR_PASSWORD_HASH=generate_password_hash(PASSWORD, "pbkdf2:sha256:1000"),
+    )
+    command = [sys.executable, "-m", "abtest.cli", "serve", "--port", str(port), "--workers", "3"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            probe = Connection(port)
+            try:
+                probe.request("GET", "/healthz/live")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+            finally:
+                probe.close()
+        editor = Connection(port)
+        editor.sign_in()
+        # Fresh connections land on whichever worker accepts them.
+        copies = [Connection(port, editor.session) for _ in range(12)]
+        assert [copy.request("GET", "/dashboard/")[0] for copy in copies] == [200] * 12
+        _, page = editor.request("GET", "/dashboard/")
+        token = TOKEN.search(page).group(1)
+        assert editor.request("POST", "/dashboard/logout", {"csrf_token": token})[0] == 303
+        assert [copy.request("GET", "/dashboard/")[0] for copy in copies] == [302] * 12
+        for connection in (editor, *copies):
+            connection.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=60)[0].decode()
+    assert server.returncode == 0, output

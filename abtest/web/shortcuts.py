@@ -144,11 +144,13 @@ def article_path(root: str, slug: str) -> str:
 class EditorSession(SecureCookieSession):
     """A signed-in editor's session: its data lives in Redis under ``session_id``."""
 
-    def __init__(self, initial: dict, session_id: str, editor: str):
+    def __init__(self, initial: dict, session_id: str, editor: str, active: bool):
         super().__init__(initial)
         self.session_id = session_id
         #: Who was signed in when the request began.
         self.signed_in = editor
+        #: Whether this request counts as the editor's activity (restarts the idle timeout).
+        self.active = active
 
 
 class UnreachableSession(SecureCookieSession):
@@ -232,10 +234,9 @@ class EditorSessions(SecureCookieSessionInterface):
             session = self.session_class()
             session.modified = True
             return session
+        active = not request.path.startswith(self.quiet_prefixes)
         try:
-            data = self.store.load(
-                session_id, touch=not request.path.startswith(self.quiet_prefixes)
-            )
+            data = self.store.load(session_id, touch=active)
         except StoreError as error:
             return UnreachableSession(error)
         if data is None:
@@ -244,7 +245,7 @@ class EditorSessions(SecureCookieSessionInterface):
             ended.modified = True
             return ended
         values = self.serializer.loads(data)
-        return EditorSession(values, session_id, values.get("editor"))
+        return EditorSession(values, session_id, values.get("editor"), active)
 
     def save_session(self, app, session, response):
         # What Flask's save_session does for a session nobody touched and
@@ -259,7 +260,9 @@ class EditorSessions(SecureCookieSessionInterface):
                 response.vary.add("Cookie")
                 if editor == session.signed_in:
                     if session.modified and not self.store.save(
-                        session.session_id, self.serializer.dumps(dict(session))
+                        session.session_id,
+                        self.serializer.dumps(dict(session)),
+                        touch=session.active,
                     ):
                         self._drop_cookie(app, response)  # ended while this request ran
                     return
