@@ -135,12 +135,25 @@ def test_a_reader_past_the_budget_is_served_uncounted_with_no_cookie(new_client,
     assert "Set-Cookie" in other.headers and sum(totals(service)[0]) == 4
 
 
-def test_the_budget_follows_the_address_the_proxy_gives(new_client, service):
-    # ProxyFix (create_app, ABTEST_PROXY_HOPS) rewrites REMOTE_ADDR; the budget
-    # is spent by whatever address the request arrives with.
-    for n in range(4):
-        browse(new_client, f"192.0.2.{10 + n}")
-    assert sum(totals(service)[0]) == 4
+def test_forwarded_addresses_count_only_through_trusted_proxies(settings, redis_client):
+    from abtest import create_app
+
+    for hops, expected in ((0, 3), (1, 5)):
+        redis_client.flushdb()
+        app = create_app(dataclasses.replace(settings, proxy_hops=hops), redis=redis_client)
+        try:
+            for n in range(5):  # five readers behind one proxy, each forwarded as itself
+                page = app.test_client().get(
+                    "/",
+                    headers={"User-Agent": BROWSER, "X-Forwarded-For": f"192.0.2.{10 + n}"},
+                    environ_base={"REMOTE_ADDR": "10.0.0.1"},
+                )
+                assert page.status_code == 200
+            # Trusted, the forwarded addresses spend their own budgets; untrusted,
+            # the header is ignored and the proxy's address spends one budget.
+            assert sum(totals(app.extensions["abtest"]["service"])[0]) == expected
+        finally:
+            app.extensions["abtest"]["service"].stop()
 
 
 def wait_for_excluded(service, slug: str, field: str, expected: int) -> dict:
