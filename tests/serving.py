@@ -105,10 +105,19 @@ def answers(port: int, path: str, status: int = 200) -> bool:
 class Serve:
     """``abtest serve`` on a free port; ``with Serve(...) as server:`` stops it (SIGTERM) after."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, workers: int = 2, **env: str):
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        workers: int = 2,
+        threads: int | None = None,
+        **env: str,
+    ):
+        """``threads`` None: ``abtest serve``'s default."""
         self.data_dir = data_dir
         self.port = port or free_port()
         self.workers = workers
+        self.threads = threads
         self.env = subprocess_env(
             ABTEST_DATA_DIR=str(data_dir),
             ABTEST_SECRET_KEY=TEST_SECRET,
@@ -125,7 +134,8 @@ class Serve:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "abtest.cli", "serve", "--port", str(self.port)]
-                + ["--workers", str(self.workers)],
+                + ["--workers", str(self.workers)]
+                + ([] if self.threads is None else ["--threads", str(self.threads)]),
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
