@@ -164,12 +164,14 @@ class Service:
         visitor_lifetime: int = 30 * 86_400,
         rng: np.random.Generator | None = None,
         clock: Callable[[], float] = time.time,
-        redis_timeout: float | None = 0.5,
+        deadlines: bool = True,
         breaker_backoff: float = 1.0,
         client_secret: str = "",
     ):
-        """``redis_timeout`` is the Redis client's socket timeout, from which
-        counting scripts get their deadline (None: no deadline)."""
+        """With ``deadlines``, each count carries its deadline: the store's
+        client's socket timeout from now (less :attr:`REPLY_MARGIN`), when
+        that client has one.  ``client_secret`` keys the hash of readers'
+        addresses (:func:`client_hasher`)."""
         self.store = store
         self.click_tokens = click_tokens
         self.visitor_cookies = visitor_cookies
@@ -182,9 +184,7 @@ class Service:
         # lifetime of a token minted on its last day.
         self.click_marker_ttl = int(visitor_lifetime) + click_tokens.max_age
         self.clock = clock
-        self.count_within = (
-            None if redis_timeout is None else redis_timeout * (1 - self.REPLY_MARGIN)
-        )
+        self.deadlines = deadlines
         self.client_ref = client_hasher(client_secret)
         self._seeded_rng = rng
         self._rng: np.random.Generator | None = rng
@@ -209,7 +209,6 @@ class Service:
             VisitorCookies(settings.secret_key),
             refresh_interval=settings.refresh_interval,
             visitor_lifetime=settings.visitor_days * 86_400,
-            redis_timeout=settings.redis_timeout,
             breaker_backoff=settings.breaker_backoff,
             client_secret=settings.secret_key,
         )
@@ -231,8 +230,12 @@ class Service:
         self.breaker.stop()
 
     def _deadline(self) -> int | None:
-        """When a count sent now is too late to matter, in Redis's clock."""
-        return None if self.count_within is None else self.store.deadline(self.count_within)
+        """When a count sent now is too late to matter (its reader has stopped
+        waiting for the reply), in Redis's clock."""
+        timeout = self.store.timeout
+        if not self.deadlines or timeout is None:
+            return None
+        return self.store.deadline(timeout * (1 - self.REPLY_MARGIN))
 
     def experiments(self) -> list[Experiment]:
         """Experiments as last read, newest first."""

@@ -181,6 +181,8 @@ class RedisStore:
             self._counting.close()
         self._redis = client
         self._counting = CountingConnections(client)
+        #: The client's socket timeout (s): how long a reader waits for a count.
+        self.timeout: float | None = client.connection_pool.connection_kwargs.get("socket_timeout")
         # register_script computes the SHA locally: no I/O here.
         settings = {
             "minute_ttl": self.minute_ttl,

@@ -122,14 +122,13 @@ def stopped(redis_client):
         os.kill(pid, signal.SIGCONT)
 
 
-def stall_service(redis_server, redis_timeout: float | None) -> Service:
-    """A service whose Redis calls time out after TIMEOUT, counting with deadlines
-    (or, with ``redis_timeout=None``, without)."""
+def stall_service(redis_server, deadlines: bool) -> Service:
+    """A service whose Redis calls time out after TIMEOUT, counting with deadlines or without."""
     service = Service(
         RedisStore(connect(redis_server.url, timeout=TIMEOUT), 7200, 86_400),
         ClickTokens(TEST_SECRET, 3600),
         VisitorCookies(TEST_SECRET),
-        redis_timeout=redis_timeout,
+        deadlines=deadlines,
     )
     service.snapshot.background = False
     service.snapshot.MAX_AGE = 3600.0  # no re-read of the snapshot while Redis is stopped
@@ -148,7 +147,7 @@ def impressions(redis_client) -> int:
 def test_a_stall_longer_than_the_deadline_leaves_no_phantom_impression(
     app, redis_server, redis_client, deadline
 ):
-    service = stall_service(redis_server, TIMEOUT if deadline else None)
+    service = stall_service(redis_server, deadlines=deadline)
     try:
         before, calls = impressions(redis_client), evalsha_calls(redis_client)
         with stopped(redis_client):
@@ -174,7 +173,7 @@ def circuit_open() -> float:
 
 
 def test_an_open_breaker_serves_at_once_without_trying_redis(app, redis_server, redis_client):
-    service = stall_service(redis_server, TIMEOUT)
+    service = stall_service(redis_server, deadlines=True)
     try:
         calls = evalsha_calls(redis_client)
         open_before = circuit_open()
@@ -221,7 +220,7 @@ def test_a_store_error_opens_the_breaker(service, tmp_path):
 
 
 def test_a_late_count_is_recorded_as_uncounted_late(service):
-    service.count_within = -1.0  # every deadline already past
+    service.REPLY_MARGIN = 2.0  # every deadline a timeout in the past
     before = metrics.REGISTRY.get_sample_value(
         "abtest_impressions_total", {"outcome": "uncounted", "reason": "late"}
     )
