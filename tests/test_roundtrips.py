@@ -76,3 +76,18 @@ def test_bots_cost_no_round_trip(counted_app):
     counted_app.test_client().get("/", headers={"User-Agent": BROWSER})
     bot = counted_app.test_client()
     assert round_trips(bot, "/", user_agent="Googlebot/2.1") == 0
+
+
+def test_head_costs_no_round_trip_and_a_reader_past_the_budget_one(counted_app):
+    counted_app.test_client().get("/", headers={"User-Agent": BROWSER})
+    me = threading.get_ident()
+    before = CountingConnection.sends[me]
+    counted_app.test_client().head("/", headers={"User-Agent": BROWSER})
+    assert CountingConnection.sends[me] == before
+    # The budget is checked inside the counting script: past it, still one round trip.
+    budget = counted_app.extensions["abtest"]["settings"].budget_impressions
+    for _ in range(budget - 1):  # the first reader above counted one already
+        counted_app.test_client().get("/", headers={"User-Agent": BROWSER})
+    assert round_trips(counted_app.test_client(), "/") == 1
+    excluded = counted_app.extensions["abtest"]["service"].store.excluded([SLUG])[SLUG]
+    assert sum(excluded.values()) == 1
