@@ -111,12 +111,19 @@ def test_the_clock_offset_errs_early_never_late(store):
     assert store.clock_offset == pytest.approx(-5.0)
 
 
+def process_state(pid: int) -> str:
+    """A process's state letter from /proc (``T``: stopped by a signal)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
 @contextlib.contextmanager
 def stopped(redis_client):
     """Redis stopped (SIGSTOP) for the block; continued (SIGCONT) whatever happens."""
     pid = int(redis_client.info("server")["process_id"])
     os.kill(pid, signal.SIGSTOP)
     try:
+        poll(lambda: process_state(pid) in ("T", "t"))  # stopped, not about to be
         yield
     finally:
         os.kill(pid, signal.SIGCONT)
