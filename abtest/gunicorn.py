@@ -13,11 +13,13 @@ the rest from trying).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from gunicorn.app.base import BaseApplication
 
 from .config import Settings
+from .store import StoreError
 
 __all__ = ["run", "serve", "options", "DEFAULT_THREADS"]
 
@@ -94,6 +96,28 @@ def serve(load: Callable[[], Callable], options: dict) -> None:
     _Application(load, options).run()
 
 
+def _log_like_gunicorn() -> None:
+    """abtest's own log lines on stderr beside gunicorn's, with time, pid and level.
+
+    Nothing else configures logging under ``abtest serve``; without a handler
+    Python would print bare messages.  abtest logs from INFO, other libraries
+    from WARNING.  A logging configuration made before is left alone.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+            "%Y-%m-%d %H:%M:%S %z",
+        )
+    )
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("abtest").setLevel(logging.INFO)
+
+
 def run(
     settings: Settings,
     host: str,
@@ -102,7 +126,7 @@ def run(
     threads: int = DEFAULT_THREADS,
 ) -> None:
     """Serve until SIGINT/SIGTERM; returns (or raises SystemExit) when gunicorn stops."""
-
+    _log_like_gunicorn()
     loaded = []
 
     def load():
@@ -113,6 +137,13 @@ def run(
         # scipy already imported (pages shared copy-on-write), so an editor's
         # first stats request doesn't wait a second or two for the import.
         app = create_app(settings)
+        # The experiments, read once before the fork: every worker starts with
+        # them, so one that has served no one yet can still serve readers if
+        # Redis is away when they come.
+        try:
+            app.extensions["abtest"]["service"].snapshot.refresh()
+        except StoreError as error:
+            logging.getLogger(__name__).warning("experiments not read yet: %s", error)
         # The first look at the instance marker, before the fork: every worker
         # knows it from the start.
         watch(app).look()

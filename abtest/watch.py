@@ -222,7 +222,7 @@ class Watch:
         return self.lost
 
     def readiness(self) -> tuple[bool, str]:
-        """(ready, reason): Redis answers, the marker is as we know it, the seed story is there."""
+        """(ready, reason): Redis answers, with the marker this process knows and the seed story."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(keys.INSTANCE)
         pipe.exists(keys.meta(SEED_SLUG))
@@ -230,7 +230,9 @@ class Watch:
             marker, seeded = pipe.execute()
         except redis.RedisError as error:
             return False, f"redis: {error}"
-        if self.instance is not None and marker is None:
+        if self.instance is not None and marker != self.instance:
+            # Lost, and this process has not caught up yet (its watch reloads
+            # the seed and re-reads the experiments within an interval).
             return False, "Redis lost its data; the seed story is being reloaded"
         if self.load_seed and not seeded:
             return False, "the seed story is not loaded"

@@ -20,6 +20,9 @@ from pathlib import Path
 
 from conftest import TEST_SECRET, free_port, subprocess_env
 
+from abtest.embedded import redis_server_executable
+from abtest.store import connect
+
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
 COOKIE = "abtest_visitor"
 
@@ -185,3 +188,45 @@ def alive(pid: int) -> bool:
 def kill(pid: int, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
+
+
+class OwnRedis:
+    """A redis-server of the test's own, without persistence, on a Unix socket.
+
+    ``start()`` again after a kill brings up an empty one on the same socket.
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.socket = directory / "own-redis.sock"
+        self.url = f"unix://{self.socket}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> OwnRedis:
+        self.process = subprocess.Popen(
+            [redis_server_executable(), "--port", "0", "--unixsocket", str(self.socket)]
+            + ["--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_until(self.answers, 15, "the test's redis-server answers")
+        return self
+
+    def answers(self) -> bool:
+        client = connect(self.url, timeout=1)
+        try:
+            return bool(client.ping())
+        except Exception:
+            return False
+        finally:
+            client.close()
+
+    def client(self):
+        return connect(self.url, timeout=5)
+
+    def kill(self) -> None:
+        """SIGKILL, after SIGCONT in case it was stopped."""
+        if self.process is not None:
+            kill(self.process.pid, signal.SIGCONT)
+            kill(self.process.pid)
+            self.process.wait()

@@ -6,12 +6,17 @@ tests/test_supervision.py; here each look is driven by the test (``check()``).
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 import os
 import re
+import time
+import urllib.parse
+import urllib.request
 
 import pytest
-from helpers import SLUG
+from helpers import HEADLINES, SLUG, teasers
+from serving import OwnRedis, Serve, answers, wait_until
 
 from abtest import create_app, keys
 from abtest.model import Definition
@@ -226,3 +231,86 @@ def test_reader_pages_never_read_the_loss_record(app, settings, tmp_path):
     assert "data_loss_context" not in names
     assert any(p.__name__ == "data_loss_context" for p in processors["dashboard"])
     reader_app.extensions["abtest"]["service"].stop()
+
+
+# -- under a real abtest serve -------------------------------------------------------
+
+
+class Editor:
+    """A browser signed in to the dashboard (cookies kept by urllib)."""
+
+    def __init__(self, port: int):
+        self.base = f"http://127.0.0.1:{port}"
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def get(self, path: str) -> str:
+        with self.opener.open(self.base + path, timeout=10) as response:
+            return response.read().decode()
+
+    def post(self, path: str, form: str, **data: str) -> str:
+        token = TOKEN.search(self.get(form)).group(1)
+        body = urllib.parse.urlencode({**data, "csrf_token": token}).encode()
+        with self.opener.open(self.base + path, data=body, timeout=10) as response:
+            return response.read().decode()
+
+    def sign_in(self) -> Editor:
+        page = self.post(
+            "/dashboard/login", "/dashboard/login", username="editor", password="correct horse"
+        )
+        assert "Signed in as" in page
+        return self
+
+
+@pytest.mark.slow
+def test_live_while_redis_is_down_and_the_seed_reloaded_when_it_comes_back_empty(
+    tmp_path, settings
+):
+    redis_server = OwnRedis(tmp_path).start()
+    try:
+        server = Serve(
+            tmp_path / "data",
+            REDIS_URL=redis_server.url,
+            ABTEST_EDITOR_USER="editor",
+            ABTEST_EDITOR_PASSWORD_HASH=settings.editor_password_hash,
+        )
+        with server:
+            assert answers(server.port, "/healthz/live") and answers(server.port, "/healthz/ready")
+            redis_server.kill()
+            wait_until(lambda: answers(server.port, "/healthz/ready", 503), 15, "ready says 503")
+            for _ in range(20):  # down: the process still serves, and says so
+                assert answers(server.port, "/healthz/live")
+                assert answers(server.port, "/healthz")
+            client = server.client()
+            assert teasers(client.get("/").body)  # readers are served meanwhile
+            client.close()
+
+            redis_server.start()  # back, empty: no persistence
+            back = time.monotonic()
+
+            def all_ready():  # eight in a row: every worker has caught up
+                return all(answers(server.port, "/healthz/ready") for _ in range(8))
+
+            wait_until(all_ready, 15, "ready again")
+            ready_after = time.monotonic() - back
+            client = server.client()
+            for _ in range(8):  # whichever worker answers
+                ((_, headline),) = teasers(client.get("/").body)
+                assert headline in HEADLINES  # the seed story is back on the front page
+            client.close()
+            assert redis_server.client().exists(keys.DATA_LOST)
+
+            editor = Editor(server.port).sign_in()
+            for _ in range(4):  # whichever worker answers
+                assert WARNING in editor.get("/dashboard/")
+            page = editor.post("/dashboard/data-loss/acknowledge", "/dashboard/")
+            assert WARNING not in page
+            for _ in range(4):
+                assert WARNING not in editor.get("/dashboard/")
+            print(f"\nRedis back empty: ready again with the seed after {ready_after:.2f} s")
+    finally:
+        redis_server.kill()
+    output = server.output()
+    # One process noticed and said so, loudly, with the time and its pid.
+    assert output.count("[ERROR] abtest.watch: Redis lost its data:") == 1, output

@@ -24,15 +24,13 @@ latencies measure waiting on Redis, not queueing for the CPU):
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 import time
 
 import pytest
-from serving import Serve, kill, wait_until
+from serving import OwnRedis, Serve, kill, wait_until
 
 from abtest import keys
-from abtest.embedded import redis_server_executable
 from abtest.model import SEED_SLUG
 from abtest.store import connect
 
@@ -51,27 +49,9 @@ BEFORE, STALL, AFTER = 1.0, 3.0, 2.0
 
 @pytest.fixture
 def redis_server(tmp_path):
-    """A redis-server of this test's own, without persistence, on a Unix socket."""
-    sock = tmp_path / "stall.sock"
-    process = subprocess.Popen(
-        [redis_server_executable(), "--port", "0", "--unixsocket", str(sock)]
-        + ["--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"unix://{sock}"
-
-    def answers():
-        try:
-            return connect(url, timeout=1).ping()
-        except Exception:
-            return False
-
-    wait_until(answers, 15, "the test's redis-server answers")
-    yield process, url
-    kill(process.pid, signal.SIGCONT)
-    kill(process.pid)
-    process.wait()
+    own = OwnRedis(tmp_path).start()
+    yield own.process, own.url
+    own.kill()
 
 
 class Browser(threading.Thread):
