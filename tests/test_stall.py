@@ -18,7 +18,8 @@ latencies measure waiting on Redis, not queueing for the CPU):
   machine: the first few wait out one timeout, then the circuit breaker
   serves the rest at once, uncounted;
 - after SIGCONT, the counting scripts Redis had queued count nothing (they
-  are past their deadline): the impressions counted equal the cookies issued.
+  are past their deadline): the impressions counted equal the cookies issued;
+- the outage takes a few log lines, not one per reader served uncounted.
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ def test_a_stalled_redis_costs_readers_nothing(tmp_path, redis_server):
         for browser in browsers:
             browser.join(timeout=30)
         counted_after = impressions(url)
+    output = server.output()
 
     for browser in browsers:
         assert browser.errors == [], browser.errors[:5]
@@ -212,3 +214,6 @@ def test_a_stalled_redis_costs_readers_nothing(tmp_path, redis_server):
     assert slowest_new < REDIS_TIMEOUT + NEW_READER_MARGIN
     assert uncounted_in_stall > 0  # the stall did happen
     assert phantoms == 0
+    # The outage is logged in a few lines, not one per reader served uncounted.
+    logged = [line for line in output.splitlines() if "] [WARNING] abtest." in line]
+    assert 0 < len(logged) < 20 < uncounted_in_stall, logged
