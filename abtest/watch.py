@@ -216,9 +216,11 @@ class Watch:
         return True
 
     def current(self) -> DataLoss | None:
-        """The loss record, read now (falls back to the last one read if Redis fails)."""
-        with contextlib.suppress(redis.RedisError):
-            self.lost = DataLoss.from_hash(self.redis.hgetall(keys.DATA_LOST))
+        """The loss record, read now; the last one read while Redis fails or is
+        known to be away (the circuit breaker is open: no wait for a timeout)."""
+        if self.service.breaker.allow():
+            with contextlib.suppress(redis.RedisError):
+                self.lost = DataLoss.from_hash(self.redis.hgetall(keys.DATA_LOST))
         return self.lost
 
     def readiness(self) -> tuple[bool, str]:
