@@ -133,7 +133,8 @@ class Watch:
         return self.service.store.redis
 
     def check(self) -> None:
-        """Look at the marker and the loss record; act if the marker is gone or new.
+        """Look at the marker, the loss record and the seed story (one round trip);
+        act if the marker is gone or new, or the seed story missing.
 
         Raises :class:`redis.RedisError` when Redis does not answer.
         """
@@ -141,12 +142,15 @@ class Watch:
             pipe = self.redis.pipeline(transaction=False)
             pipe.get(keys.INSTANCE)
             pipe.hgetall(keys.DATA_LOST)
-            marker, record = pipe.execute()
+            pipe.exists(keys.meta(SEED_SLUG))
+            marker, record, seeded = pipe.execute()
             if marker is None:
                 marker = self._sighted()
                 record = self.redis.hgetall(keys.DATA_LOST)
             elif marker != self.instance:
                 self._adopt(marker)
+            elif self.load_seed and not seeded:
+                self._reload()  # an earlier reload failed half-way
             self.lost = DataLoss.from_hash(record)
 
     def _sighted(self) -> str:
@@ -169,9 +173,10 @@ class Watch:
             log.error(
                 "Redis lost its data: the marker %s written when abtest first saw this "
                 "Redis is gone. Every count and every experiment made by editors since "
-                "then is lost. The seed story is loaded again; the dashboard shows a "
-                "warning until an editor acknowledges it.",
+                "then is lost. %sThe dashboard shows a warning until an editor "
+                "acknowledges it.",
                 keys.INSTANCE,
+                "The seed story is loaded again. " if self.load_seed else "",
             )
             self.instance = marker
             self._reload()
@@ -187,12 +192,13 @@ class Watch:
             self._reload()
 
     def _reload(self) -> None:
-        if self.load_seed:
-            try:
+        """Load the seed story again (if the settings load it); re-read the experiments."""
+        try:
+            if self.load_seed:
                 self.service.ensure_seed()
-                self.service.snapshot.refresh()
-            except StoreError as error:
-                log.warning("seed story not reloaded yet: %s", error)
+            self.service.snapshot.refresh()
+        except StoreError as error:
+            log.warning("seed story not reloaded yet (the next look tries again): %s", error)
 
     def acknowledge(self, editor: str) -> bool:
         """An editor has seen the warning; False if there is no loss on record."""

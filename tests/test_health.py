@@ -153,6 +153,28 @@ def test_a_marker_found_missing_by_two_processes_is_written_once(app, redis_clie
     assert redis_client.hgetall(keys.DATA_LOST) == record
 
 
+def test_a_reload_that_failed_half_way_is_tried_again(app, service, redis_client):
+    watcher = watch(app)
+    watcher.check()
+    redis_client.flushall()
+    watcher.check()
+    redis_client.delete(keys.meta(SLUG), keys.EXPERIMENTS)  # as if the reload never happened
+    watcher.check()
+    assert redis_client.exists(keys.meta(SLUG))
+    assert [e.slug for e in service.front_page()] == [SLUG]
+
+
+def test_without_the_seed_setting_nothing_is_loaded_back(app, service, redis_client):
+    watcher = watch(app)
+    watcher.load_seed = False
+    watcher.check()
+    redis_client.flushall()
+    watcher.check()
+    assert redis_client.exists(keys.DATA_LOST)
+    assert not redis_client.exists(keys.meta(SLUG))
+    assert service.front_page() == []
+
+
 def test_a_forked_child_keeps_the_marker_and_starts_no_thread(app):
     watcher = watch(app)
     watcher.check()
