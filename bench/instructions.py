@@ -85,6 +85,9 @@ def instructions(scenario: str, side: str, requests: int, links: int, url: str, 
         "OPENBLAS_NUM_THREADS": "1",
         "PYTHONHASHSEED": "0",
         "ABTEST_REDIS_TIMEOUT": "10",
+        # One address for every request: budgets checked but never reached.
+        "ABTEST_BUDGET_IMPRESSIONS": "1000000000",
+        "ABTEST_BUDGET_CLICKS": "1000000000",
     }
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     found = _REFS.search(done.stderr)
