@@ -128,19 +128,23 @@ return 1
 _FIELD_EXPIRY = "redis.call('HEXPIRE', KEYS[7], ARGV[3], 'FIELDS', 1, ARGV[2])"
 _HASH_EXPIRY = "redis.call('EXPIRE', KEYS[7], ARGV[3])"
 
-#: KEYS[1] meta hash, KEYS[2] the experiments index
-#: ARGV[1] slug, ARGV[2] definition JSON, ARGV[3] now (s), ARGV[4] allocation mode,
-#: ARGV[5] threshold of caring (a share of the leader's CTR)
+#: KEYS[1] meta hash
+#: ARGV[1] definition JSON, ARGV[2] now (s), ARGV[3] allocation mode,
+#: ARGV[4] threshold of caring (a share of the leader's CTR)
 #:
 #: Creates the experiment, running, unless it exists; never touches counts.
-#: Returns 1 if created, 0 if it was already there.
+#: Returns {1, created_at} if created, {0, created_at as stored} if it was
+#: already there.  The experiments index is not written here: it lives
+#: outside the experiment's hash tag (on a Redis Cluster, on another slot),
+#: so the caller adds the slug to it with that created_at afterwards.
 CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'definition', ARGV[2], 'status', 'running', 'winner', '',
-           'created_at', ARGV[3], 'updated_at', ARGV[3], 'allocation', ARGV[4],
-           'caring', ARGV[5])
-redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
-return 1
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {0, redis.call('HGET', KEYS[1], 'created_at') or '0'}
+end
+redis.call('HSET', KEYS[1], 'definition', ARGV[1], 'status', 'running', 'winner', '',
+           'created_at', ARGV[2], 'updated_at', ARGV[2], 'allocation', ARGV[3],
+           'caring', ARGV[4])
+return {1, ARGV[2]}
 """
 
 #: KEYS[1] meta hash, KEYS[2] audit list

@@ -218,14 +218,19 @@ class RedisStore:
         """Store a new running experiment; False (and nothing changed) if the slug exists.
 
         ``allocation`` and ``caring`` are checked already
-        (:func:`abtest.model.check_settings`).
+        (:func:`abtest.model.check_settings`).  The definition is written
+        first (one script, on the experiment's own slot), then the slug is
+        added to the index, which lives on a slot of its own: a creation cut
+        off between the two leaves an experiment missing from the index, and
+        creating it again (``ensure_seed`` does, at every start) adds it.
         """
         now = time.time() if now is None else now
         payload = json.dumps(definition.to_json(), ensure_ascii=False, separators=(",", ":"))
-        created = self._create(
-            keys=[keys.meta(definition.slug), keys.EXPERIMENTS],
-            args=[definition.slug, payload, repr(float(now)), allocation, repr(float(caring))],
+        created, created_at = self._create(
+            keys=[keys.meta(definition.slug)],
+            args=[payload, repr(float(now)), allocation, repr(float(caring))],
         )
+        self.redis.zadd(keys.EXPERIMENTS, {definition.slug: float(created_at)}, nx=True)
         return bool(created)
 
     @_translated
