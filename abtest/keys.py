@@ -15,7 +15,9 @@ key                                type        meaning
                                                ``created_at``, ``updated_at`` (Unix seconds),
                                                ``allocation`` (clicks | winner; absent:
                                                clicks), ``caring`` (threshold of caring, a
-                                               share of the leader's CTR; absent: 0.02)
+                                               share of the leader's CTR; absent: 0.02),
+                                               ``webhook`` (the story's webhook URL; absent:
+                                               none)
 ``abtest:{slug}:counts``           hash        ``i:<variant>`` impressions and ``c:<variant>``
                                                clicks, the test's totals; never reset
 ``abtest:{slug}:m:<minute>``       hash        the same fields for one minute (``<minute>`` =
@@ -44,6 +46,14 @@ key                                type        meaning
                                                one of bot, prefetch, rate-limited; never reset
 ``abtest:{slug}:audit``            list        JSON audit entries (who, when, action, stats),
                                                newest first
+``abtest:{slug}:notified``         hash        webhook events already sent for this round of
+                                               the test: field ``proven-winner`` or
+                                               ``safe-to-stop``, value JSON (when, by which
+                                               process); set once (HSETNX) by the process that
+                                               sends, deleted when the test is reopened
+                                               (:mod:`abtest.webhooks`)
+``abtest:webhooks:evaluating``     string      held for an interval by the process evaluating
+                                               the webhook events (only one at a time)
 ``abtest:session:<id>``            string      one signed-in editor's session (Flask's tagged
                                                JSON: ``editor``, the CSRF secret, flashed
                                                messages); expires ABTEST_SESSION_IDLE after
@@ -60,7 +70,8 @@ key                                type        meaning
                                                seconds), ``noticed_by`` (host:pid),
                                                ``previous`` (the lost id), and once an editor
                                                has seen it ``acknowledged_by``,
-                                               ``acknowledged_at``
+                                               ``acknowledged_at``; ``webhook_sent`` once
+                                               the webhooks were sent for it
 =================================  ==========  ================================================
 
 Counters are written only by the Lua scripts in :mod:`abtest.scripts`, each in
@@ -105,6 +116,8 @@ __all__ = [
     "sign_in_attempts",
     "INSTANCE",
     "DATA_LOST",
+    "notified",
+    "WEBHOOKS_EVALUATING",
 ]
 
 PREFIX = "abtest:"
@@ -177,3 +190,11 @@ def editor_sessions(editor: str) -> str:
 
 def sign_in_attempts(digest: str) -> str:
     return f"{PREFIX}signin:{digest}"
+
+
+def notified(slug: str) -> str:
+    return _tagged(slug) + "notified"
+
+
+#: Held for one interval by the process evaluating the webhook events.
+WEBHOOKS_EVALUATING = PREFIX + "webhooks:evaluating"
