@@ -28,7 +28,7 @@ import redis
 from . import keys, scripts
 from .counting import CountingConnections
 from .forks import reset_after_fork
-from .model import ALLOCATIONS, CLICKS, DEFAULT_CARING, RUNNING, Definition, Experiment
+from .model import ALLOCATIONS, CLICKS, DECIDED, DEFAULT_CARING, RUNNING, Definition, Experiment
 
 __all__ = [
     "RedisStore",
@@ -358,6 +358,9 @@ class RedisStore:
                 scripts.AUDIT_KEPT,
             ],
         )
+        if changed and expect == DECIDED and status == RUNNING:
+            # Reopened: a new round, whose webhook events may be sent again.
+            self.redis.delete(keys.notified(slug))
         return bool(changed)
 
     @_translated
@@ -388,6 +391,55 @@ class RedisStore:
     def audit(self, slug: str, limit: int = 100) -> list[dict]:
         """Audit entries, newest first."""
         return [json.loads(entry) for entry in self.redis.lrange(keys.audit(slug), 0, limit - 1)]
+
+    # -- webhooks (abtest.webhooks) ------------------------------------------
+
+    #: KEYS: meta, audit.  ARGV: the URL ("" removes it), the audit entry, entries kept.
+    _SET_WEBHOOK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'webhook')
+else redis.call('HSET', KEYS[1], 'webhook', ARGV[1]) end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+return 1
+"""
+    #: KEYS: meta, audit.  ARGV: the audit entry, entries kept.
+    _APPEND_AUDIT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+return 1
+"""
+
+    @_translated
+    def set_webhook(self, slug: str, url: str | None, audit_entry: dict) -> bool:
+        """Set (or, with None, remove) the experiment's webhook URL and append an audit
+        entry, atomically; False (nothing written) if there is no such experiment."""
+        return bool(
+            self.redis.register_script(self._SET_WEBHOOK)(
+                keys=[keys.meta(slug), keys.audit(slug)],
+                args=[url or "", _audit_json(audit_entry), scripts.AUDIT_KEPT],
+            )
+        )
+
+    @_translated
+    def webhooks(self, slugs: Iterable[str]) -> dict[str, str | None]:
+        """Each experiment's webhook URL (None: none set), in one round trip."""
+        slugs = list(slugs)
+        pipe = self.redis.pipeline(transaction=False)
+        for slug in slugs:
+            pipe.hget(keys.meta(slug), "webhook")
+        return {slug: url or None for slug, url in zip(slugs, pipe.execute(), strict=True)}
+
+    @_translated
+    def append_audit(self, slug: str, audit_entry: dict) -> bool:
+        """Append an entry to an existing experiment's audit log; False if it has gone."""
+        return bool(
+            self.redis.register_script(self._APPEND_AUDIT)(
+                keys=[keys.meta(slug), keys.audit(slug)],
+                args=[_audit_json(audit_entry), scripts.AUDIT_KEPT],
+            )
+        )
 
     # -- counting ----------------------------------------------------------
 
@@ -552,6 +604,10 @@ class RedisStore:
     @_translated
     def ping(self) -> bool:
         return bool(self.redis.ping())
+
+
+def _audit_json(entry: dict) -> str:
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
 def _int_values(stored: dict[str, str]) -> dict[str, int]:
