@@ -22,6 +22,12 @@ What it must keep of redis-py's behaviour, and the tests that hold it there
   is replaced first);
 - a forked worker starts with none of its parent's connections;
 - the pool's ``max_connections`` bounds the pool's own loans only.
+
+On a Redis Cluster, :class:`ClusterCountingConnections` does the same per
+node (tests/test_cluster.py): each command goes to the primary serving its
+key's slot, one packet per node, every packet written before any reply is
+read, so a front page whose experiments sit on three nodes makes one round
+trip to each, overlapped.
 """
 
 from __future__ import annotations
@@ -30,12 +36,19 @@ import time
 from collections.abc import Sequence
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    NoScriptError,
+    RedisClusterException,
+    ResponseError,
+)
 
 from .forks import reset_after_fork
 
-__all__ = ["CountingConnections"]
+__all__ = ["CountingConnections", "ClusterCountingConnections"]
 
 
 def _drop_if_stale(connection: redis.Connection) -> None:
@@ -129,3 +142,202 @@ class CountingConnections:
     def _after_fork(self) -> None:
         # The parent's connections stay the parent's: a worker talks on its own.
         self._idle = []
+
+
+#: Where each command the store counts with names its key (the slot it goes to).
+_KEY_AT = {"EVALSHA": 3, "HINCRBY": 1}
+
+
+class ClusterCountingConnections:
+    """The counting connections for a Redis Cluster: :class:`CountingConnections`
+    per node, with the cluster's routing.
+
+    Each command goes to the primary that serves its key's slot in the
+    client's slot map (``EVALSHA``: its first key; ``HINCRBY``: its key; any
+    other command: the client's default node).  The commands for one node go
+    in one packet; every node's packet is written before any reply is read.
+    On top of :class:`CountingConnections`' rules:
+
+    - a ``MOVED`` or ``ASK`` reply means the command did not run: it is sent
+      again where the reply points (``ASK``: after ``ASKING``), at most
+      :attr:`REDIRECTS` times, and ``MOVED`` updates the client's slot map
+      as redis-py's own commands do;
+    - a node that can't be reached, or answers an error, fails only its own
+      commands: :meth:`send` and :meth:`evalsha_many` return that error as
+      their reply, so counts that ran on the other nodes are reported as
+      counted, never lost in an exception.  Only when no command got a
+      reply is an error raised.  The slot map is left for the client to
+      re-read (its own commands do that on a connection error; the store's
+      background refresh and the circuit breaker's probe make some).
+    """
+
+    IDLE_CHECK = CountingConnections.IDLE_CHECK
+
+    #: Redirections followed per command (a slot moving while it is sent).
+    REDIRECTS = 2
+
+    def __init__(self, client: RedisCluster):
+        self.client = client
+        self._idle: dict[str, list[tuple[redis.Connection, float]]] = {}
+        reset_after_fork(self)
+
+    def evalsha_many(self, script: Script, calls: Sequence[tuple[Sequence, Sequence]]) -> list:
+        """Run one script once per ``(keys, args)`` call: one round trip per node.
+
+        Each node that answered NOSCRIPT (a promoted replica, a restart, a
+        ``SCRIPT FLUSH``) gets the script loaded in the same packet as the
+        calls sent to it again.  Returns each call's reply, or its error
+        (see the class); raises the first error when no call succeeded.
+        """
+        commands = [("EVALSHA", script.sha, len(names), *names, *args) for names, args in calls]
+        replies = self.send(commands, raise_all=False)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            retried = self._exchange(
+                [commands[i] for i in missing], preamble=[("SCRIPT", "LOAD", script.script)]
+            )
+            for i, reply in zip(missing, retried, strict=True):
+                replies[i] = reply
+        _raise_if_none_succeeded(replies)
+        return replies
+
+    def send(self, commands: list[tuple], raise_all: bool = True) -> list:
+        """Send ``commands`` once, each to its node, and read their replies (an
+        error reply, or a node that can't be reached, as the exception for its
+        commands); with ``raise_all``, raises the first error when no command
+        got a reply."""
+        replies = self._exchange(commands)
+        if raise_all:
+            _raise_if_none_succeeded(replies)
+        return replies
+
+    def _exchange(self, commands: list[tuple], preamble: Sequence[tuple] = ()) -> list:
+        """Every command's reply or error, following redirections; ``preamble``
+        goes first in each node's packet (its replies are not returned)."""
+        replies: list = [None] * len(commands)
+        asked: dict[int, AskError] = {}  # commands a migrating slot sent elsewhere, once
+        pending = list(range(len(commands)))
+        for attempt in range(1 + self.REDIRECTS):
+            packets: dict[str, tuple[ClusterNode, list[tuple[int | None, tuple]]]] = {}
+            for i in pending:
+                try:
+                    node = self._node_at(asked[i]) if i in asked else self._node(commands[i])
+                except (RedisClusterException, redis.RedisError) as error:
+                    replies[i] = error
+                    continue
+                packet = packets.get(node.name)
+                if packet is None:
+                    packet = packets[node.name] = (node, [(None, c) for c in preamble])
+                if i in asked:
+                    packet[1].append((None, ("ASKING",)))
+                packet[1].append((i, commands[i]))
+            self._round_trip(packets, replies)
+            asked = {}
+            pending = [i for i in pending if isinstance(replies[i], AskError)]
+            if not pending or attempt == self.REDIRECTS:
+                break
+            for i in pending:
+                if isinstance(replies[i], MovedError):  # the slot has a new owner for good
+                    self.client.nodes_manager.move_slot(replies[i])
+                else:
+                    asked[i] = replies[i]
+        return replies
+
+    def _node(self, command: tuple) -> ClusterNode:
+        at = _KEY_AT.get(command[0])
+        if at is None or (at == 3 and not command[2]):
+            return self.client.get_default_node()
+        slot = self.client.keyslot(command[at])
+        return self.client.nodes_manager.get_node_from_slot(slot)
+
+    def _node_at(self, redirect: AskError) -> ClusterNode:
+        node = self.client.get_node(host=redirect.host, port=redirect.port)
+        if node is None:
+            where = f"{redirect.host}:{redirect.port}"
+            raise redis.ConnectionError(f"asked to go to {where}, a node not in the slot map")
+        return node
+
+    def _round_trip(
+        self,
+        packets: dict[str, tuple[ClusterNode, list[tuple[int | None, tuple]]]],
+        replies: list,
+    ) -> None:
+        """Write every node's packet, then read every reply into ``replies``."""
+        written: list[tuple[str, redis.Connection, list[tuple[int | None, tuple]]]] = []
+        try:
+            for name, (node, entries) in packets.items():
+                connection, used = self._take(node)
+                try:
+                    if used < time.monotonic() - self.IDLE_CHECK:
+                        _drop_if_stale(connection)
+                    connection.send_packed_command(
+                        connection.pack_commands([command for _, command in entries])
+                    )
+                except _UNREACHABLE as error:  # redis-py has disconnected it
+                    _fail(entries, replies, error)
+                    self._give_back(name, connection)
+                    continue
+                written.append((name, connection, entries))
+            while written:
+                name, connection, entries = written[0]
+                _read(connection, entries, replies)
+                written.pop(0)
+                self._give_back(name, connection)
+        finally:
+            for name, connection, _ in written:
+                connection.disconnect()  # its next reply would answer someone else
+                self._give_back(name, connection)
+
+    def _give_back(self, name: str, connection: redis.Connection) -> None:
+        self._idle.setdefault(name, []).append((connection, time.monotonic()))
+
+    def _take(self, node: ClusterNode) -> tuple[redis.Connection, float]:
+        """An idle connection to ``node`` and when it was last used, or a new one."""
+        try:
+            return self._idle.get(node.name, []).pop()
+        except IndexError:
+            pool = self.client.get_redis_connection(node).connection_pool
+            return pool.connection_class(**pool.connection_kwargs), time.monotonic()
+
+    def close(self) -> None:
+        """Disconnect every idle connection."""
+        idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection, _ in connections:
+                connection.disconnect()
+
+    def _after_fork(self) -> None:
+        self._idle = {}
+
+
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+def _read(
+    connection: redis.Connection, entries: list[tuple[int | None, tuple]], replies: list
+) -> None:
+    """Read one node's replies into ``replies`` (error replies as their exception); a
+    connection that fails is disconnected and fails the commands still unanswered."""
+    for position, (index, _) in enumerate(entries):
+        try:
+            reply = connection.read_response()
+        except ResponseError as error:  # MOVED, ASK and NOSCRIPT among them
+            reply = error
+        except _UNREACHABLE as error:
+            connection.disconnect()
+            _fail(entries[position:], replies, error)
+            return
+        if index is not None:
+            replies[index] = reply
+
+
+def _fail(entries: list[tuple[int | None, tuple]], replies: list, error: Exception) -> None:
+    """``error`` as the reply of every command in ``entries``."""
+    for index, _ in entries:
+        if index is not None:
+            replies[index] = error
+
+
+def _raise_if_none_succeeded(replies: list) -> None:
+    if replies and all(isinstance(reply, Exception) for reply in replies):
+        raise replies[0]

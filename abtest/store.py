@@ -11,6 +11,13 @@ other command through the redis-py client.  Key names come from
 :mod:`abtest.keys`.  Every redis-py error leaves this module as
 :class:`StoreError`: nothing above the store sees a redis type.  No Flask
 and no numpy here.
+
+The same store runs on one server, a Sentinel-watched primary or a Redis
+Cluster (:func:`connect`).  On a cluster every key of one experiment shares
+its hash tag, so each script and each experiment's reads stay on one slot;
+what spans experiments is a pipeline, which redis-py splits into one packet
+per node, sent together; and the experiments index is one key, read and
+written on its own (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -24,21 +31,27 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
+from redis.retry import Retry
 
-from . import keys, scripts
-from .counting import CountingConnections
+from . import keys, redis_urls, scripts
+from .counting import ClusterCountingConnections, CountingConnections
 from .forks import reset_after_fork
 from .model import ALLOCATIONS, CLICKS, DECIDED, DEFAULT_CARING, RUNNING, Definition, Experiment
 
 __all__ = [
     "RedisStore",
     "connect",
+    "REDIS_ERRORS",
     "counts_tuple",
     "ImpressionResult",
     "ClickResult",
     "StoreError",
     "LATE",
     "RATE_LIMITED",
+    "UNAVAILABLE",
 ]
 
 
@@ -46,15 +59,37 @@ class StoreError(Exception):
     """Redis could not be reached, or refused a command (the message says which)."""
 
 
-def connect(url: str, timeout: float = 0.5) -> redis.Redis:
-    """A client for ``url`` (redis:// or unix://) as the store expects it."""
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=30,
-    )
+#: What redis-py raises: its errors, and the cluster client's own (a slot no
+#: node serves, a cluster that can't be reached), which are not RedisErrors.
+REDIS_ERRORS = (redis.RedisError, RedisClusterException)
+
+#: Tries of a cluster command that failed on a node (each after re-reading the
+#: slot map): enough to follow a failover the cluster has finished, where
+#: redis-py's default of ten would hold a request for ten timeouts.
+CLUSTER_RETRIES = 2
+
+
+def connect(url: str, timeout: float = 0.5) -> redis.Redis | RedisCluster:
+    """A client for ``url`` as the store expects it: one server (``redis://``,
+    ``rediss://``, ``unix://``), a Redis Cluster (``redis+cluster://``) or a
+    Sentinel-watched primary (``redis+sentinel://``); see :mod:`abtest.redis_urls`.
+
+    Raises :class:`~abtest.redis_urls.InvalidRedisURL` (a ValueError) for any
+    other URL, and :class:`StoreError` when a cluster can't be reached: a
+    cluster client learns the slot map when it is made.
+    """
+    options: dict = {
+        "decode_responses": True,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 30,
+    }
+    if redis_urls.parse(url).kind == "cluster":
+        options["retry"] = Retry(NoBackoff(), CLUSTER_RETRIES)
+    try:
+        return redis_urls.client_for(url, **options)
+    except REDIS_ERRORS as error:
+        raise StoreError(f"the Redis Cluster can't be reached: {error}") from error
 
 
 #: Why a running experiment's impression or click was not counted: the
@@ -62,17 +97,21 @@ def connect(url: str, timeout: float = 0.5) -> redis.Redis:
 #: its budget (tallied as excluded).
 LATE = "late"
 RATE_LIMITED = "rate-limited"
+#: Why an impression was not counted on a Redis Cluster with a node down: that
+#: experiment's node did not answer, while the others' counted (the service's
+#: metrics reason of the same name).
+UNAVAILABLE = "redis-unavailable"
 
 
 class ImpressionResult(NamedTuple):
     """What Redis said when asked to count an impression."""
 
-    status: str  # "" when the experiment does not exist
+    status: str  # "" when the experiment does not exist, or its node did not answer
     winner: str | None
     #: The counts hash after the write (fresh posterior input), when asked for.
     counts: dict[str, int] | None
     #: Why a running experiment's impression was not counted (:data:`LATE`,
-    #: :data:`RATE_LIMITED`); "" otherwise.
+    #: :data:`RATE_LIMITED`, :data:`UNAVAILABLE`); "" otherwise.
     reason: str = ""
 
     @property
@@ -88,7 +127,9 @@ class ClickResult(NamedTuple):
     reason: str = ""
 
 
-def _impression_result(reply: str | list) -> ImpressionResult:
+def _impression_result(reply: str | list | Exception) -> ImpressionResult:
+    if isinstance(reply, Exception):  # a cluster node that did not answer
+        return ImpressionResult(status="", winner=None, counts=None, reason=UNAVAILABLE)
     if isinstance(reply, str):
         return ImpressionResult(status=reply, winner=None, counts=None)
     if len(reply) > 3:  # running, not counted
@@ -112,14 +153,14 @@ def _translated(method):
     def call(*args, **kwargs):
         try:
             return method(*args, **kwargs)
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             raise StoreError(str(error)) from error
 
     return call
 
 
 class RedisStore:
-    """Experiments, counts and series in one Redis database.
+    """Experiments, counts and series in one Redis database (or one Redis Cluster).
 
     ``connection`` must decode responses (see :func:`connect`).  The budgets
     (counted impressions and clicks per client and experiment per
@@ -152,7 +193,9 @@ class RedisStore:
         #: Redis's clock minus this host's, in seconds: a lower bound (see :meth:`load`).
         self.clock_offset = 0.0
         self._offsets: collections.deque[float] = collections.deque(maxlen=self.OFFSETS_KEPT)
-        self._counting: CountingConnections | None = None
+        self._counting: CountingConnections | ClusterCountingConnections | None = None
+        # The index as last read: load_all reads these experiments with it.
+        self._listed: list[str] = []
         self.redis = connection
         # Each slug's definition with the JSON it was parsed from: a refresh
         # reuses the same object while the JSON is unchanged, so readers' page
@@ -171,18 +214,25 @@ class RedisStore:
         self._lock = threading.Lock()
 
     @property
-    def redis(self) -> redis.Redis:
+    def redis(self) -> redis.Redis | RedisCluster:
         """The client every command goes through (the counting scripts on its connections)."""
         return self._redis
 
     @redis.setter
-    def redis(self, client: redis.Redis) -> None:
+    def redis(self, client: redis.Redis | RedisCluster) -> None:
         if self._counting is not None:
             self._counting.close()
         self._redis = client
-        self._counting = CountingConnections(client)
+        #: Whether the client is a Redis Cluster's.
+        self.cluster = isinstance(client, RedisCluster)
+        if self.cluster:
+            self._counting = ClusterCountingConnections(client)
+            connection_kwargs = client.get_connection_kwargs()
+        else:
+            self._counting = CountingConnections(client)
+            connection_kwargs = client.connection_pool.connection_kwargs
         #: The client's socket timeout (s): how long a reader waits for a count.
-        self.timeout: float | None = client.connection_pool.connection_kwargs.get("socket_timeout")
+        self.timeout: float | None = connection_kwargs.get("socket_timeout")
         # register_script computes the SHA locally: no I/O here.
         settings = {
             "minute_ttl": self.minute_ttl,
@@ -251,33 +301,71 @@ class RedisStore:
         self, slugs: Iterable[str]
     ) -> tuple[list[Experiment], dict[str, dict[str, int]]]:
         """:meth:`load` and each experiment's excluded hash (:meth:`excluded`), together."""
-        return self._load(list(slugs), with_excluded=True)
+        experiments, excluded, _ = self._load(list(slugs), with_excluded=True)
+        return experiments, excluded
+
+    @_translated
+    def load_all(self) -> list[Experiment]:
+        """Every experiment in the index, newest first.
+
+        The index is read in the same round trip as the experiments it listed
+        the last time (on a cluster: one round trip per node, the index's
+        among them); only experiments new to it are read in a second.  An
+        index entry whose experiment is missing (a creation under way) is
+        left out, and so is an experiment missing from the index.
+        """
+        listed = self._listed
+        experiments, _, index = self._load(listed, with_excluded=False, with_index=True)
+        self._listed = index
+        known = set(listed)
+        new = [slug for slug in index if slug not in known]
+        if new:
+            experiments += self._load(new, with_excluded=False)[0]
+        found = {experiment.slug: experiment for experiment in experiments}
+        return [found[slug] for slug in index if slug in found]
 
     def _load(
-        self, slugs: list[str], with_excluded: bool
-    ) -> tuple[list[Experiment], dict[str, dict[str, int]]]:
+        self, slugs: list[str], with_excluded: bool, with_index: bool = False
+    ) -> tuple[list[Experiment], dict[str, dict[str, int]], list[str]]:
+        """The experiments, their excluded hashes and (``with_index``) the index,
+        and Redis's clock, in one pipeline."""
         if self.field_ttl is None:
             self._detect_field_ttl()
-        if not slugs:
-            return [], {}
+        if not slugs and not with_index:
+            return [], {}, []
         pipe = self.redis.pipeline(transaction=False)
-        pipe.time()
+        if self.cluster:
+            # Every primary's clock, in the packet each gets anyway: a count's
+            # deadline is checked against the clock of the node that runs it.
+            primaries = self.redis.get_primaries()
+            for node in primaries:
+                pipe.execute_command("TIME", target_nodes=node)
+            clocks = len(primaries)
+        else:
+            clocks = 1
+            pipe.time()
+        if with_index:
+            pipe.zrevrange(keys.EXPERIMENTS, 0, -1)
         for slug in slugs:
             pipe.hgetall(keys.meta(slug))
             pipe.hgetall(keys.counts(slug))
             if with_excluded:
                 pipe.hgetall(keys.excluded(slug))
         replies = pipe.execute()
-        self._clock_read(replies[0], self.clock())
+        # The earliest clock: deadlines then err early on every node.
+        self._clock_read(min(replies[:clocks]), self.clock())
+        index = replies[clocks] if with_index else []
+        first = clocks + with_index
         step = 3 if with_excluded else 2
         experiments, excluded = [], {}
-        for index, slug in enumerate(slugs):
-            meta, counts = replies[1 + step * index], replies[2 + step * index]
+        for position, slug in enumerate(slugs):
+            at = first + step * position
+            meta, counts = replies[at], replies[at + 1]
             if meta:
                 experiments.append(self._experiment(slug, meta, counts))
                 if with_excluded:
-                    excluded[slug] = _int_values(replies[3 + step * index])
-        return experiments, excluded
+                    excluded[slug] = _int_values(replies[at + 2])
+        return experiments, excluded, index
 
     def _clock_read(self, redis_time: tuple[int, int], received: float) -> None:
         """Fold in one reading of Redis's clock (``TIME``), received at ``received`` (local).
@@ -324,9 +412,6 @@ class RedisStore:
             allocation=_allocation(meta.get("allocation")),
             caring=_caring(meta.get("caring")),
         )
-
-    def load_all(self) -> list[Experiment]:
-        return self.load(self.slugs())
 
     def get(self, slug: str) -> Experiment | None:
         found = self.load([slug])
@@ -471,8 +556,10 @@ return 1
         ]
         try:  # as _translated does, without its extra call on the busiest path
             replies = self._counting.evalsha_many(self._impression, calls)
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             raise StoreError(str(error)) from error
+        # On a cluster with a node down, that node's calls have its error as
+        # their reply; those on the other nodes ran and counted.
         return [_impression_result(reply) for reply in replies]
 
     def _count_keys(self, slug: str, minute: int, window: int) -> tuple[str, ...]:
@@ -524,7 +611,7 @@ return 1
         except redis.ResponseError as error:
             self.field_ttl = None  # a server that lost HEXPIRE (another version) is asked again
             raise StoreError(str(error)) from error
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             raise StoreError(str(error)) from error
         if isinstance(reply, str):
             return ClickResult(status=reply, counted=False)
@@ -557,7 +644,7 @@ return 1
         ]
         try:
             replies = self._counting.send(commands)
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             raise StoreError(str(error)) from error
         for reply in replies:
             if isinstance(reply, Exception):
@@ -603,6 +690,10 @@ return 1
 
     @_translated
     def ping(self) -> bool:
+        """Whether Redis answers: on a cluster, every primary in the slot map (a
+        failed one raises, and has the map read again for the next ping)."""
+        if self.cluster:
+            return bool(self.redis.ping(target_nodes=RedisCluster.PRIMARIES))
         return bool(self.redis.ping())
 
 
