@@ -17,17 +17,34 @@ __all__ = [
     "DEFAULT_CARING",
     "RESERVED_SLUGS",
     "STATUSES",
+    "DRAFT",
+    "SCHEDULED",
+    "RUNNING",
+    "PAUSED",
+    "DECIDED",
+    "PUBLISHED",
     "VARIANT_IDS",
     "Definition",
     "Experiment",
     "InvalidExperiment",
     "check_settings",
+    "refusal",
+    "ACTIONS",
     "parse_story",
     "seed_definition",
 ]
 
+#: An experiment's life: a draft (readers can't reach it), scheduled (goes
+#: live by itself at its start time), running (readers are tested), paused
+#: (every reader gets ``a``, nothing counted) or decided (every reader gets
+#: the winner).  Paused and decided ones can also be archived (see
+#: :func:`refusal` for what applies when).
+DRAFT, SCHEDULED = "draft", "scheduled"
 RUNNING, PAUSED, DECIDED = "running", "paused", "decided"
-STATUSES = (RUNNING, PAUSED, DECIDED)
+STATUSES = (DRAFT, SCHEDULED, RUNNING, PAUSED, DECIDED)
+#: The statuses whose story readers can reach at its address; the front page
+#: shows them too, unless archived.  Drafts and scheduled stories are 404s.
+PUBLISHED = frozenset({RUNNING, PAUSED, DECIDED})
 #: Allocation modes (abtest.bandit.MODES): maximize clicks (Thompson sampling)
 #: or find the winner (top-two Thompson sampling).
 CLICKS, WINNER = "clicks", "winner"
@@ -42,7 +59,9 @@ MIN_VARIANTS, MAX_VARIANTS = 2, len(VARIANT_IDS)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 #: Slugs that would collide with dashboard addresses (/dashboard/new, ...).
-RESERVED_SLUGS = frozenset({"new", "login", "logout", "api", "static"})
+RESERVED_SLUGS = frozenset(
+    {"new", "login", "logout", "api", "static", "archived", "front-page", "data-loss"}
+)
 MAX_HEADLINE = 300
 MAX_BODY = 100_000
 
@@ -174,10 +193,40 @@ class Experiment:
     #: The threshold of caring: safe to stop once choosing the leader now
     #: costs less than this share of its clicks (0 < caring < 1).
     caring: float = DEFAULT_CARING
+    #: When a scheduled experiment goes live (Unix seconds); None unless scheduled.
+    starts_at: float | None = None
+    #: When it was archived (Unix seconds); None unless archived.
+    archived_at: float | None = None
+    #: Its place on the front page: higher first.  The moment it went live
+    #: (its creation time if it was created running) unless an editor moved it.
+    rank: float | None = None
 
     @property
     def slug(self) -> str:
         return self.definition.slug
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
+
+    @property
+    def published(self) -> bool:
+        """Whether readers can reach the story at its address."""
+        return self.status in PUBLISHED
+
+    @property
+    def on_front_page(self) -> bool:
+        return self.status in PUBLISHED and self.archived_at is None
+
+    @property
+    def order(self) -> float:
+        """The front page's sort key, higher first."""
+        return self.created_at if self.rank is None else self.rank
+
+    @property
+    def seen(self) -> int:
+        """Impressions counted so far: once there are any, the text is fixed."""
+        return sum(self.impressions)
 
     @property
     def variant_ids(self) -> tuple[str, ...]:
@@ -189,6 +238,68 @@ class Experiment:
         if self.status == DECIDED and self.winner:
             return self.winner
         return self.variant_ids[0]
+
+
+#: What each editor action needs, as (statuses it applies to, refusal otherwise).
+#: Archived experiments refuse everything but ``unarchive``; ``edit`` also
+#: needs no impression counted yet.
+_RULES: dict[str, tuple[frozenset[str], str]] = {
+    "start": (
+        frozenset({DRAFT, SCHEDULED}),
+        "only a draft or a scheduled test can be started; this one is {status}",
+    ),
+    "schedule": (
+        frozenset({DRAFT, SCHEDULED}),
+        "only a draft can be scheduled; this test is {status} already",
+    ),
+    "unschedule": (frozenset({SCHEDULED}), "only a scheduled test can be unscheduled"),
+    "pause": (frozenset({RUNNING}), "only a running test can be paused"),
+    "resume": (frozenset({PAUSED}), "only a paused test can be resumed"),
+    "decide": (frozenset({RUNNING, PAUSED}), "{decide}"),
+    "reopen": (frozenset({DECIDED}), "only a decided test can be reopened"),
+    "archive": (
+        frozenset({DECIDED, PAUSED}),
+        "only a decided or paused test can be archived: choose a winner or pause it first",
+    ),
+    "unarchive": (frozenset(STATUSES), "the test is not archived"),
+    "edit": (
+        frozenset({DRAFT, SCHEDULED, RUNNING, PAUSED}),
+        "a winner is chosen, so the text can't change; reopen the test first",
+    ),
+    "move": (
+        PUBLISHED,
+        "only a story on the front page can be moved; this one is {status}",
+    ),
+}
+#: The actions :func:`refusal` knows.
+ACTIONS = tuple(_RULES)
+
+
+def refusal(experiment: Experiment, action: str) -> str | None:
+    """Why ``action`` does not apply to ``experiment`` as it is, or None if it does.
+
+    The words end without a full stop: callers put them in a sentence.
+    """
+    statuses, message = _RULES[action]
+    if action == "unarchive":
+        return None if experiment.archived else message
+    if experiment.archived:
+        return "the test is archived; unarchive it first"
+    if experiment.status not in statuses:
+        decide = (
+            "a winner is chosen already; reopen the test first"
+            if experiment.status == DECIDED
+            else "nobody has seen this test yet; start it first"
+        )
+        return message.format(status=experiment.status, decide=decide)
+    if action == "edit" and experiment.seen:
+        shown = experiment.seen
+        return (
+            f"readers have seen this test ({shown:,} impression{'s' if shown != 1 else ''} "
+            "counted), so its text can't change: the counts would mix two texts. "
+            "Create a new experiment instead"
+        )
+    return None
 
 
 def check_settings(

@@ -19,6 +19,11 @@ __all__ = [
     "CREATE",
     "SET_STATUS",
     "SET_SETTINGS",
+    "START",
+    "SCHEDULE",
+    "EDIT",
+    "ARCHIVE",
+    "SET_RANK",
     "AUDIT_KEPT",
     "counting_script",
 ]
@@ -31,22 +36,28 @@ __all__ = [
 #:
 #: Counts one impression if, and only if, the experiment is running, the
 #: script runs by the deadline (``TIME``: a script that runs after its reader
-#: gave up counts nothing) and the client has counted fewer than
-#: {impression_budget} impressions in this window (past it, the impression is
-#: added to the excluded hash as rate-limited instead).  A series or budget
-#: key gets its TTL when it gets a new field, not on every write.
+#: gave up counts nothing), the story's text was not changed in the last
+#: moments (the meta hash's ``quiet_until``, microseconds in Redis's clock,
+#: written by :data:`EDIT`: until then a worker may still serve the old text)
+#: and the client has counted fewer than {impression_budget} impressions in
+#: this window (past it, the impression is added to the excluded hash as
+#: rate-limited instead).  A series or budget key gets its TTL when it gets a
+#: new field, not on every write.
 #: Returns the status alone ("" = no such experiment); {status, winner} once
 #: decided; with ARGV[2] = "1", {status, winner, counts hash as a flat list},
 #: from which the caller refreshes its posterior without another round trip;
 #: and when running but not counted, {status, "", counts or {}, reason} with
-#: reason "late" (nothing written) or "rate-limited".
+#: reason "late" or "edited" (nothing written) or "rate-limited".
 IMPRESSION = """
-local status = redis.call('HGET', KEYS[1], 'status')
+local meta = redis.call('HMGET', KEYS[1], 'status', 'quiet_until')
+local status = meta[1]
 if not status then return '' end
 if status == 'running' then
-  if ARGV[3] ~= '' then
-    local now = redis.call('TIME')
-    if now[1] * 1000000 + now[2] > tonumber(ARGV[3]) then return {status, '', {}, 'late'} end
+  if ARGV[3] ~= '' or meta[2] then
+    local time = redis.call('TIME')
+    local now = time[1] * 1000000 + time[2]
+    if ARGV[3] ~= '' and now > tonumber(ARGV[3]) then return {status, '', {}, 'late'} end
+    if meta[2] and now < tonumber(meta[2]) then return {status, '', {}, 'edited'} end
   end
   if ARGV[4] ~= '' then
     local used = redis.call('HINCRBY', KEYS[5], 'i' .. ARGV[4], 1)
@@ -130,9 +141,11 @@ _HASH_EXPIRY = "redis.call('EXPIRE', KEYS[7], ARGV[3])"
 
 #: KEYS[1] meta hash
 #: ARGV[1] definition JSON, ARGV[2] now (s), ARGV[3] allocation mode,
-#: ARGV[4] threshold of caring (a share of the leader's CTR)
+#: ARGV[4] threshold of caring (a share of the leader's CTR),
+#: ARGV[5] (optional) status: running (the default), draft or scheduled,
+#: ARGV[6] (optional) a scheduled experiment's start time (s)
 #:
-#: Creates the experiment, running, unless it exists; never touches counts.
+#: Creates the experiment, in that status, unless it exists; never touches counts.
 #: Returns {1, created_at} if created, {0, created_at as stored} if it was
 #: already there.  The experiments index is not written here: it lives
 #: outside the experiment's hash tag (on a Redis Cluster, on another slot),
@@ -141,9 +154,10 @@ CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, redis.call('HGET', KEYS[1], 'created_at') or '0'}
 end
-redis.call('HSET', KEYS[1], 'definition', ARGV[1], 'status', 'running', 'winner', '',
+redis.call('HSET', KEYS[1], 'definition', ARGV[1], 'status', ARGV[5] or 'running', 'winner', '',
            'created_at', ARGV[2], 'updated_at', ARGV[2], 'allocation', ARGV[3],
            'caring', ARGV[4])
+if ARGV[5] == 'scheduled' then redis.call('HSET', KEYS[1], 'starts_at', ARGV[6]) end
 return {1, ARGV[2]}
 """
 
@@ -152,11 +166,13 @@ return {1, ARGV[2]}
 #: ARGV[5] expected current status ('' = any), ARGV[6] audit entries kept
 #:
 #: Changes status and winner and appends the audit entry, together.
-#: Returns 1 if changed, 0 if the experiment is missing or not in the expected status.
+#: Returns 1 if changed, 0 if the experiment is missing, archived (it must be
+#: unarchived first) or not in the expected status.
 SET_STATUS = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return 0 end
 if ARGV[5] ~= '' and current ~= ARGV[5] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'archived_at') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'winner', ARGV[2], 'updated_at', ARGV[3])
 redis.call('LPUSH', KEYS[2], ARGV[4])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[6]) - 1)
@@ -175,6 +191,137 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'allocation', ARGV[1], 'caring', ARGV[2], 'updated_at', ARGV[3])
 redis.call('LPUSH', KEYS[2], ARGV[4])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
+return 1
+"""
+
+#: KEYS[1] meta hash, KEYS[2] audit list
+#: ARGV[1] now (s), or "" to start only a scheduled experiment whose start
+#: time has come by Redis's clock (``TIME``), ARGV[2] audit entry JSON,
+#: ARGV[3] audit entries kept
+#:
+#: Puts a draft or scheduled experiment live: running, at the top of the front
+#: page (its rank is the moment it went live), and appends the audit entry.
+#: With ARGV[1] = "" it is the scheduled start: it applies only to a
+#: scheduled experiment whose ``starts_at`` is not after ``TIME``, so every
+#: worker and every counting script agree on when the story went live, and
+#: of several workers asking at once exactly one starts it.
+#: Returns 1 if started, 0 otherwise (missing, not a draft or scheduled, or
+#: not due yet).
+START = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if current ~= 'draft' and current ~= 'scheduled' then return 0 end
+local now = ARGV[1]
+if now == '' then
+  if current ~= 'scheduled' then return 0 end
+  local time = redis.call('TIME')
+  local seconds = time[1] + time[2] / 1000000
+  local starts = tonumber(redis.call('HGET', KEYS[1], 'starts_at') or '')
+  if not starts or starts > seconds then return 0 end
+  now = string.format('%.6f', seconds)
+end
+redis.call('HSET', KEYS[1], 'status', 'running', 'winner', '', 'updated_at', now, 'rank', now)
+redis.call('HDEL', KEYS[1], 'starts_at')
+redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+return 1
+"""
+
+#: KEYS[1] meta hash, KEYS[2] audit list
+#: ARGV[1] start time (s), or "" to unschedule, ARGV[2] now (s),
+#: ARGV[3] audit entry JSON, ARGV[4] audit entries kept
+#:
+#: Schedules a draft (or moves a scheduled experiment's start time), or, with
+#: ARGV[1] = "", makes a scheduled experiment a draft again; appends the
+#: audit entry.  Returns 1 if changed, 0 if the experiment is missing or in
+#: another status.
+SCHEDULE = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if ARGV[1] == '' then
+  if current ~= 'scheduled' then return 0 end
+  redis.call('HSET', KEYS[1], 'status', 'draft', 'updated_at', ARGV[2])
+  redis.call('HDEL', KEYS[1], 'starts_at')
+else
+  if current ~= 'draft' and current ~= 'scheduled' then return 0 end
+  redis.call('HSET', KEYS[1], 'status', 'scheduled', 'starts_at', ARGV[1],
+             'updated_at', ARGV[2])
+end
+redis.call('LPUSH', KEYS[2], ARGV[3])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+return 1
+"""
+
+#: KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] audit list
+#: ARGV[1] the new definition JSON, ARGV[2] the definition JSON the editor
+#: changed, ARGV[3] now (s), ARGV[4] how long counting waits (s),
+#: ARGV[5] audit entry JSON, ARGV[6] audit entries kept
+#:
+#: Replaces the story's text (title, headlines, body) while nobody has been
+#: counted: refused once the counts hash exists (an impression was counted;
+#: the counts would mix two texts), once a winner is chosen, when archived,
+#: and when the stored text is no longer the one the editor changed (another
+#: edit came first).  Counting of the experiment then waits ARGV[4] seconds
+#: (``quiet_until``, in Redis's clock, which :data:`IMPRESSION` checks): a
+#: worker's copy of the old text is refreshed within that time, so no
+#: impression of the old text is counted for the new one.
+#: Returns 1 if changed; otherwise why not: "missing", "archived", "decided",
+#: "seen" or "changed".
+EDIT = """
+local meta = redis.call('HMGET', KEYS[1], 'status', 'definition', 'archived_at')
+if not meta[1] then return 'missing' end
+if meta[3] then return 'archived' end
+if meta[1] == 'decided' then return 'decided' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'seen' end
+if meta[2] ~= ARGV[2] then return 'changed' end
+local time = redis.call('TIME')
+local quiet = (time[1] + tonumber(ARGV[4])) * 1000000 + time[2]
+redis.call('HSET', KEYS[1], 'definition', ARGV[1], 'updated_at', ARGV[3],
+           'quiet_until', string.format('%d', quiet))
+redis.call('LPUSH', KEYS[3], ARGV[5])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
+return 1
+"""
+
+#: KEYS[1] meta hash, KEYS[2] audit list
+#: ARGV[1] "1" to archive, "" to unarchive, ARGV[2] now (s),
+#: ARGV[3] audit entry JSON, ARGV[4] audit entries kept
+#:
+#: Archives a decided or paused experiment (``archived_at``: off the front
+#: page, its story still served at its address) or unarchives it; its status
+#: is untouched.  Returns 1 if changed, 0 if missing, already so, or (to
+#: archive) neither decided nor paused.
+ARCHIVE = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return 0 end
+local archived = redis.call('HEXISTS', KEYS[1], 'archived_at')
+if ARGV[1] == '1' then
+  if archived == 1 or (current ~= 'decided' and current ~= 'paused') then return 0 end
+  redis.call('HSET', KEYS[1], 'archived_at', ARGV[2], 'updated_at', ARGV[2])
+else
+  if archived == 0 then return 0 end
+  redis.call('HDEL', KEYS[1], 'archived_at')
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+end
+redis.call('LPUSH', KEYS[2], ARGV[3])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+return 1
+"""
+
+#: KEYS[1] meta hash, KEYS[2] audit list
+#: ARGV[1] rank (higher is nearer the top of the front page), ARGV[2] now (s),
+#: ARGV[3] audit entry JSON ("" for none), ARGV[4] audit entries kept
+#:
+#: Moves the story on the front page; its status is untouched.  The order is
+#: one number per experiment, in its own meta hash (so on a Redis Cluster
+#: the move and its audit entry are one step on one slot).  Returns 1 if
+#: changed, 0 if the experiment is missing.
+SET_RANK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'rank', ARGV[1])
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+  redis.call('LPUSH', KEYS[2], ARGV[3])
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+end
 return 1
 """
 

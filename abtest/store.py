@@ -264,8 +264,11 @@ class RedisStore:
         now: float | None = None,
         allocation: str = CLICKS,
         caring: float = DEFAULT_CARING,
+        status: str = RUNNING,
+        starts_at: float | None = None,
     ) -> bool:
-        """Store a new running experiment; False (and nothing changed) if the slug exists.
+        """Store a new experiment, running unless ``status`` says draft or
+        scheduled (at ``starts_at``); False (and nothing changed) if the slug exists.
 
         ``allocation`` and ``caring`` are checked already
         (:func:`abtest.model.check_settings`).  The definition is written
@@ -278,7 +281,14 @@ class RedisStore:
         payload = json.dumps(definition.to_json(), ensure_ascii=False, separators=(",", ":"))
         created, created_at = self._create(
             keys=[keys.meta(definition.slug)],
-            args=[payload, repr(float(now)), allocation, repr(float(caring))],
+            args=[
+                payload,
+                repr(float(now)),
+                allocation,
+                repr(float(caring)),
+                status,
+                "" if starts_at is None else repr(float(starts_at)),
+            ],
         )
         self.redis.zadd(keys.EXPERIMENTS, {definition.slug: float(created_at)}, nx=True)
         return bool(created)
@@ -411,6 +421,9 @@ class RedisStore:
             created_at=float(meta.get("created_at", 0.0)),
             allocation=_allocation(meta.get("allocation")),
             caring=_caring(meta.get("caring")),
+            starts_at=_seconds(meta.get("starts_at")),
+            archived_at=_seconds(meta.get("archived_at")),
+            rank=_seconds(meta.get("rank")),
         )
 
     def get(self, slug: str) -> Experiment | None:
@@ -525,6 +538,73 @@ return 1
                 args=[_audit_json(audit_entry), scripts.AUDIT_KEPT],
             )
         )
+
+    # -- an experiment's life: drafts, schedules, edits, archive, order --------
+
+    def _audited(self, name: str, slug: str, args: list, counts_key: bool = False) -> object:
+        """Run :mod:`abtest.scripts`' lifecycle script ``name`` on ``slug``'s meta hash
+        (its counts hash too with ``counts_key``) and audit list; ``args`` end with
+        the audit entry (a dict, or None for none)."""
+        *values, entry = args
+        script = self.redis.register_script(getattr(scripts, name))  # a local SHA-1, no I/O
+        extra = [keys.counts(slug)] if counts_key else []
+        return script(
+            keys=[keys.meta(slug), *extra, keys.audit(slug)],
+            args=[*values, "" if entry is None else _audit_json(entry), scripts.AUDIT_KEPT],
+        )
+
+    @_translated
+    def start(self, slug: str, audit_entry: dict, now: float | None = None) -> bool:
+        """Put a draft or scheduled experiment live at ``now`` (audited); False if it
+        is neither.  With ``now=None``, only a scheduled one whose start time has
+        come by Redis's clock (:data:`abtest.scripts.START`)."""
+        return bool(self._audited("START", slug, ["" if now is None else repr(now), audit_entry]))
+
+    @_translated
+    def schedule(
+        self, slug: str, starts_at: float | None, audit_entry: dict, now: float | None = None
+    ) -> bool:
+        """Schedule a draft (or a scheduled experiment) for ``starts_at``, or with
+        None make a scheduled one a draft again (audited); False if in another status."""
+        start = "" if starts_at is None else repr(float(starts_at))
+        now = repr(float(time.time() if now is None else now))
+        return bool(self._audited("SCHEDULE", slug, [start, now, audit_entry]))
+
+    @_translated
+    def edit(
+        self,
+        definition: Definition,
+        previous: Definition,
+        quiet: float,
+        audit_entry: dict,
+        now: float | None = None,
+    ) -> str | None:
+        """Replace the ``previous`` text with ``definition``'s while nobody has been
+        counted (audited); counting then waits ``quiet`` seconds.  None when done,
+        else why not (:data:`abtest.scripts.EDIT`'s reasons)."""
+        texts = [_definition_json(d) for d in (definition, previous)]
+        now = repr(float(time.time() if now is None else now))
+        args = [*texts, now, repr(float(quiet)), audit_entry]
+        reply = self._audited("EDIT", definition.slug, args, counts_key=True)
+        return None if reply == 1 else str(reply)
+
+    @_translated
+    def archive(
+        self, slug: str, archived: bool, audit_entry: dict, now: float | None = None
+    ) -> bool:
+        """Archive a decided or paused experiment, or unarchive one (audited);
+        False where that does not apply."""
+        now = repr(float(time.time() if now is None else now))
+        return bool(self._audited("ARCHIVE", slug, ["1" if archived else "", now, audit_entry]))
+
+    @_translated
+    def set_rank(
+        self, slug: str, rank: float, audit_entry: dict | None, now: float | None = None
+    ) -> bool:
+        """Set the story's front-page rank, higher first (audited when ``audit_entry``
+        is given); False if there is no such experiment."""
+        now = repr(float(time.time() if now is None else now))
+        return bool(self._audited("SET_RANK", slug, [repr(float(rank)), now, audit_entry]))
 
     # -- counting ----------------------------------------------------------
 
@@ -708,6 +788,19 @@ def _int_values(stored: dict[str, str]) -> dict[str, int]:
 def _allocation(stored: str | None) -> str:
     """The stored mode; experiments created before modes existed maximize clicks."""
     return stored if stored in ALLOCATIONS else CLICKS
+
+
+def _seconds(stored: str | None) -> float | None:
+    """A stored moment or rank (Unix seconds), or None."""
+    try:
+        return float(stored) if stored else None
+    except ValueError:
+        return None
+
+
+def _definition_json(definition: Definition) -> str:
+    """A definition as :meth:`RedisStore.create` stores it."""
+    return json.dumps(definition.to_json(), ensure_ascii=False, separators=(",", ":"))
 
 
 def _caring(stored: str | None) -> float:

@@ -15,6 +15,7 @@ from typing import Any
 from abtest import verdicts
 from abtest.model import CLICKS, DECIDED, WINNER
 from abtest.report import ExperimentReport
+from abtest.webhooks import EVENT_NAMES
 
 from . import charts
 
@@ -254,6 +255,9 @@ def audit_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Audit entries, newest first, with the numbers and the verdict at that moment."""
     rows = []
     for entry in entries:
+        if entry["action"] in WEBHOOK_ACTIONS:
+            rows.append(_webhook_row(entry))
+            continue
         action = ACTIONS.get(entry["action"], str(entry["action"]).capitalize())
         if entry["action"] == "decide" and entry["winner"]:
             action = f"Chose {entry['winner'].upper()} as the winner"
@@ -293,6 +297,38 @@ def audit_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+#: Audit entries abtest.webhooks writes: a story's webhook set or removed, a delivery try.
+WEBHOOK_ACTIONS = ("webhook-url", "webhook")
+_WEBHOOK_OUTCOMES = {"delivered": "delivered", "retrying": "will try again", "failed": "gave up"}
+
+
+def _webhook_row(entry: dict[str, Any]) -> dict[str, Any]:
+    """A webhook audit entry in words.  Only the URL's host is ever kept: the rest
+    of a webhook URL is its secret."""
+    if entry["action"] == "webhook-url":
+        action = "Set the webhook" if entry.get("host") else "Removed the webhook"
+        change = f"{entry.get('host_from') or 'none'} → {entry.get('host') or 'none'}"
+    else:
+        event = entry.get("event")
+        action = f"Webhook: {EVENT_NAMES.get(event, str(event))}"
+        status = entry.get("status")
+        said = f"answered {status}" if status is not None else f"no answer ({entry.get('error')})"
+        outcome = _WEBHOOK_OUTCOMES.get(entry.get("outcome"), str(entry.get("outcome")))
+        change = (
+            f"{entry.get('host')} {said}: {outcome} "
+            f"(try {entry.get('try')} of {entry.get('tries')})"
+        )
+    return {
+        "when": utc(entry["at"], seconds=True),
+        "iso": iso(entry["at"]),
+        "editor": entry.get("editor", "webhooks"),
+        "action": action,
+        "change": change,
+        "snapshot": [],
+        "verdict": None,
+    }
 
 
 def _settings_text(settings: dict) -> str:
