@@ -2,13 +2,19 @@
 
 Every key starts with ``abtest:``.  One experiment's keys share the hash tag
 ``{slug}``, so they sit on one Redis Cluster slot and one Lua script may touch
-them all.
+them all.  The editors' sessions share ``{editors}`` (signing out everywhere
+is one transaction over them), and the instance marker and its loss record
+share ``{instance}``.  The experiments index has no tag: it is one key, read
+and written by commands of its own, never in a script or transaction with an
+experiment's keys (creating an experiment writes its definition first, then
+adds it to the index).
 
 =================================  ==========  ================================================
 key                                type        meaning
 =================================  ==========  ================================================
 ``abtest:experiments``             sorted set  every experiment slug, scored by creation time
-                                               (Unix seconds)
+                                               (Unix seconds); readers skip an entry whose
+                                               meta is missing
 ``abtest:{slug}:meta``             hash        ``definition`` (JSON: title, headlines, body
                                                paragraphs), ``status`` (running | paused |
                                                decided), ``winner`` (variant id or empty),
@@ -54,11 +60,11 @@ key                                type        meaning
                                                (:mod:`abtest.webhooks`)
 ``abtest:webhooks:evaluating``     string      held for an interval by the process evaluating
                                                the webhook events (only one at a time)
-``abtest:session:<id>``            string      one signed-in editor's session (Flask's tagged
+``abtest:{editors}:session:<id>``  string      one signed-in editor's session (Flask's tagged
                                                JSON: ``editor``, the CSRF secret, flashed
                                                messages); expires ABTEST_SESSION_IDLE after
                                                the editor's last request
-``abtest:editor:<name>:sessions``  set         the ids of that editor's sessions, for signing
+``abtest:{editors}:editor:<name>`` set        the ids of that editor's sessions, for signing
                                                them out everywhere; pruned at each sign-in
 ``abtest:signin:<digest>``         sorted set  sign-in attempts for one user name from one
                                                address (``<digest>`` hashes the pair), scored
@@ -180,12 +186,16 @@ def excluded_field(kind: str, reason: str, variant: str) -> str:
     return f"{kind}:{reason}:{variant}"
 
 
+# One hash tag: a session and its editor's set change together, in one transaction.
+EDITORS = PREFIX + "{editors}:"
+
+
 def session(session_id: str) -> str:
-    return f"{PREFIX}session:{session_id}"
+    return f"{EDITORS}session:{session_id}"
 
 
 def editor_sessions(editor: str) -> str:
-    return f"{PREFIX}editor:{editor}:sessions"
+    return f"{EDITORS}editor:{editor}"
 
 
 def sign_in_attempts(digest: str) -> str:
