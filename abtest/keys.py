@@ -64,8 +64,9 @@ key                                type        meaning
                                                JSON: ``editor``, the CSRF secret, flashed
                                                messages); expires ABTEST_SESSION_IDLE after
                                                the editor's last request
-``abtest:{editors}:editor:<name>`` set        the ids of that editor's sessions, for signing
-                                               them out everywhere; pruned at each sign-in
+``abtest:{editors}:editor:<n>``    set         the ids of the sessions of editor ``<n>`` (their
+                                               user name), for signing them out everywhere;
+                                               pruned at each sign-in
 ``abtest:signin:<digest>``         sorted set  sign-in attempts for one user name from one
                                                address (``<digest>`` hashes the pair), scored
                                                by time; expires with the lockout window
