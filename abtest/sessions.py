@@ -19,7 +19,7 @@ from collections.abc import Callable
 import redis
 
 from . import keys
-from .store import StoreError
+from .store import REDIS_ERRORS, StoreError
 
 __all__ = ["SessionStore", "SignInThrottle", "SIGN_IN"]
 
@@ -29,7 +29,7 @@ def _translated(method):
     def call(*args, **kwargs):
         try:
             return method(*args, **kwargs)
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             raise StoreError(str(error)) from error
 
     return call

@@ -16,6 +16,11 @@ have seen it (a CSRF-checked POST, kept in the record and logged).
 
 The marker must not be evicted: run Redis with ``maxmemory-policy
 noeviction`` (or a ``volatile-*`` policy), as the counts need anyway.
+
+On a Redis Cluster the marker and its record share the hash tag
+``{instance}``, so they live on one node: the watch notices that node coming
+back empty.  A master that loses its data while its replica is promoted
+loses nothing; run every master with persistence (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from . import keys
 from .forks import reset_after_fork
 from .model import SEED_SLUG
 from .service import Service
-from .store import StoreError
+from .store import REDIS_ERRORS, StoreError
 
 __all__ = ["Watch", "DataLoss", "watch", "init_app", "SIGHT"]
 
@@ -136,7 +141,7 @@ class Watch:
         """Look at the marker, the loss record and the seed story (one round trip);
         act if the marker is gone or new, or the seed story missing.
 
-        Raises :class:`redis.RedisError` when Redis does not answer.
+        Raises one of :data:`abtest.store.REDIS_ERRORS` when Redis does not answer.
         """
         with self._lock:
             pipe = self.redis.pipeline(transaction=False)
@@ -225,7 +230,7 @@ class Watch:
         """The loss record, read now; the last one read while Redis fails or is
         known to be away (the circuit breaker is open: no wait for a timeout)."""
         if self.service.breaker.allow():
-            with contextlib.suppress(redis.RedisError):
+            with contextlib.suppress(*REDIS_ERRORS):
                 self.lost = DataLoss.from_hash(self.redis.hgetall(keys.DATA_LOST))
         return self.lost
 
@@ -236,7 +241,7 @@ class Watch:
         pipe.exists(keys.meta(SEED_SLUG))
         try:
             marker, seeded = pipe.execute()
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             return False, f"redis: {error}"
         if self.instance is not None and marker != self.instance:
             # Lost, and this process has not caught up yet (its watch reloads
@@ -266,7 +271,7 @@ class Watch:
         """One :meth:`check`, logging rather than raising when Redis does not answer."""
         try:
             self.check()
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             log.warning("could not look for the instance marker: %s", error)
 
     def stop(self) -> None:
@@ -289,7 +294,7 @@ def _watch_until(ref: weakref.ref, stopped: threading.Event, interval: float) ->
         try:
             watch.check()
             failing = False
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             if not failing:
                 log.warning("could not look for the instance marker: %s", error)
             failing = True
@@ -337,6 +342,6 @@ def init_app(app: Flask) -> None:
 def _acknowledge():
     try:
         watch(current_app).acknowledge(g.get("editor") or "?")
-    except redis.RedisError as error:
+    except REDIS_ERRORS as error:
         log.warning("could not record the acknowledgement: %s", error)
     return redirect(url_for("dashboard.index"), code=303)
