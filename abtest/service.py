@@ -28,19 +28,15 @@ from .model import (
     CLICKS,
     DECIDED,
     DEFAULT_CARING,
-    DRAFT,
     PAUSED,
-    PUBLISHED,
     RUNNING,
-    SCHEDULED,
     Definition,
     Experiment,
     check_settings,
-    refusal,
     seed_definition,
 )
 from .report import Excluded, ExperimentReport
-from .snapshot import Entry, Snapshot, start_due
+from .snapshot import Entry, Snapshot
 from .store import LATE, RATE_LIMITED, RedisStore, StoreError, counts_tuple
 from .tokens import (
     ClickToken,
@@ -246,8 +242,7 @@ class Service:
         return self.snapshot.experiments()
 
     def front_page(self) -> list[Experiment]:
-        """The stories on the front page (running, paused and decided, not archived),
-        in the editors' order: newest first unless an editor moved them."""
+        """The running and decided experiments, newest first."""
         return self.snapshot.front_page()
 
     def experiment(self, slug: str) -> Experiment:
@@ -303,8 +298,7 @@ class Service:
         found = []
         for slug in slugs:
             entry = entries.get(slug)
-            # A draft or a scheduled story is not there yet, for readers.
-            if entry is None or entry.experiment.status not in PUBLISHED:
+            if entry is None:
                 raise UnknownExperiment(slug)
             found.append(entry)
         assigned = visitor.assignments
@@ -396,8 +390,8 @@ class Service:
                 metrics.impressions("counted")
             elif result.reason == RATE_LIMITED:
                 metrics.impressions("excluded", RATE_LIMITED)
-            elif result.reason:  # late, or the text was edited a moment ago
-                metrics.impressions("uncounted", result.reason)
+            elif result.reason == LATE:
+                metrics.impressions("uncounted", LATE)
         return counted, new
 
     def read_click(
