@@ -392,6 +392,9 @@ class Service:
                 metrics.impressions("excluded", RATE_LIMITED)
             elif result.reason == LATE:
                 metrics.impressions("uncounted", LATE)
+        if any(result.reason == REDIS_UNAVAILABLE for result in results):
+            # A Redis Cluster node down: its experiments uncounted, the others counted.
+            self.breaker.failed("a Redis Cluster node did not answer")
         return counted, new
 
     def read_click(
