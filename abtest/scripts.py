@@ -200,7 +200,8 @@ return 1
 #: ARGV[3] audit entries kept
 #:
 #: Puts a draft or scheduled experiment live: running, at the top of the front
-#: page (its rank is the moment it went live), and appends the audit entry.
+#: page (its rank is the moment it went live: now, or its start time), and
+#: appends the audit entry.
 #: With ARGV[1] = "" it is the scheduled start: it applies only to a
 #: scheduled experiment whose ``starts_at`` is not after ``TIME``, so every
 #: worker and every counting script agree on when the story went live, and
@@ -210,16 +211,16 @@ return 1
 START = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if current ~= 'draft' and current ~= 'scheduled' then return 0 end
-local now = ARGV[1]
+local now, rank = ARGV[1], ARGV[1]
 if now == '' then
   if current ~= 'scheduled' then return 0 end
   local time = redis.call('TIME')
   local seconds = time[1] + time[2] / 1000000
-  local starts = tonumber(redis.call('HGET', KEYS[1], 'starts_at') or '')
-  if not starts or starts > seconds then return 0 end
+  rank = redis.call('HGET', KEYS[1], 'starts_at') or ''
+  if rank == '' or tonumber(rank) > seconds then return 0 end
   now = string.format('%.6f', seconds)
 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'winner', '', 'updated_at', now, 'rank', now)
+redis.call('HSET', KEYS[1], 'status', 'running', 'winner', '', 'updated_at', now, 'rank', rank)
 redis.call('HDEL', KEYS[1], 'starts_at')
 redis.call('LPUSH', KEYS[2], ARGV[2])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -28,15 +29,21 @@ from .model import (
     CLICKS,
     DECIDED,
     DEFAULT_CARING,
+    DRAFT,
     PAUSED,
+    PUBLISHED,
     RUNNING,
+    SCHEDULED,
+    VARIANT_IDS,
     Definition,
     Experiment,
+    InvalidExperiment,
     check_settings,
+    refusal,
     seed_definition,
 )
 from .report import Excluded, ExperimentReport
-from .snapshot import Entry, Snapshot
+from .snapshot import Entry, Snapshot, front_page_of, start_due
 from .store import LATE, RATE_LIMITED, RedisStore, StoreError, counts_tuple
 from .tokens import (
     ClickToken,
@@ -242,7 +249,8 @@ class Service:
         return self.snapshot.experiments()
 
     def front_page(self) -> list[Experiment]:
-        """The running and decided experiments, newest first."""
+        """The stories on the front page (running, paused and decided, not archived),
+        in the editors' order: newest first unless an editor moved them."""
         return self.snapshot.front_page()
 
     def experiment(self, slug: str) -> Experiment:
@@ -298,7 +306,8 @@ class Service:
         found = []
         for slug in slugs:
             entry = entries.get(slug)
-            if entry is None:
+            # A draft or a scheduled story is not there yet, for readers.
+            if entry is None or entry.experiment.status not in PUBLISHED:
                 raise UnknownExperiment(slug)
             found.append(entry)
         assigned = visitor.assignments
@@ -390,8 +399,8 @@ class Service:
                 metrics.impressions("counted")
             elif result.reason == RATE_LIMITED:
                 metrics.impressions("excluded", RATE_LIMITED)
-            elif result.reason == LATE:
-                metrics.impressions("uncounted", LATE)
+            elif result.reason:  # late, or the text was edited a moment ago
+                metrics.impressions("uncounted", result.reason)
         if any(result.reason == REDIS_UNAVAILABLE for result in results):
             # A Redis Cluster node down: its experiments uncounted, the others counted.
             self.breaker.failed("a Redis Cluster node did not answer")
@@ -510,6 +519,7 @@ class Service:
         found, excluded = self.store.load_with_excluded([slug])
         if not found:
             raise UnknownExperiment(slug)
+        found = start_due(self.store, found)  # a scheduled start that has come, as readers see it
         self._excluded.update(excluded)
         self.snapshot.put(*found)
         return found[0]
@@ -517,6 +527,7 @@ class Service:
     def fresh_all(self) -> list[Experiment]:
         """Every experiment read from Redis now (one round trip), newest first."""
         experiments, excluded = self.store.load_with_excluded(self.store.slugs())
+        experiments = start_due(self.store, experiments)
         self._excluded.update(excluded)
         self.snapshot.put(*experiments)
         return experiments
@@ -572,52 +583,243 @@ class Service:
         definition: Definition,
         allocation: str = CLICKS,
         caring: float = DEFAULT_CARING,
+        *,
+        status: str = RUNNING,
+        starts_at: float | None = None,
+        editor: str | None = None,
     ) -> bool:
         """Store a new experiment; False if the slug is taken.
 
         ``allocation`` is the allocation mode (``"clicks"``: maximize clicks;
         ``"winner"``: find the winner) and ``caring`` the threshold of caring,
         a share of the leader's CTR; raises
-        :class:`~abtest.model.InvalidExperiment` for bad ones.
+        :class:`~abtest.model.InvalidExperiment` for bad ones, and for a
+        ``starts_at`` that is not in the future.  ``status`` is ``running``
+        (readers are tested from now on), ``draft`` (readers can't reach it)
+        or ``scheduled`` (it goes live by itself at ``starts_at``, Unix
+        seconds).  With ``editor``, the creation is kept in the audit log.
         """
         allocation, caring = check_settings(allocation, caring)
+        if status not in (DRAFT, SCHEDULED, RUNNING):
+            raise InvalidExperiment(
+                {"status": f"create it running, as a draft or scheduled, not {status!r}"}
+            )
+        now = self.clock()
+        starts_at = self._check_start(starts_at, now) if status == SCHEDULED else None
         created = self.store.create(
-            definition, now=self.clock(), allocation=allocation, caring=caring
+            definition,
+            now=now,
+            allocation=allocation,
+            caring=caring,
+            status=status,
+            starts_at=starts_at,
         )
         if created:
+            if editor is not None:
+                entry = self._entry("create", editor, now, None, status, None)
+                if starts_at is not None:
+                    entry["starts_at"] = starts_at
+                self.store.append_audit(definition.slug, entry)
             self.fresh(definition.slug)
         return created
+
+    #: The latest start time a schedule may name: a year ahead (a later one is a typo).
+    MAX_SCHEDULE_AHEAD = 366 * 86_400
+
+    def _check_start(self, starts_at: float | None, now: float) -> float:
+        """A start time from an editor: a finite moment in the coming year."""
+        if starts_at is None or not math.isfinite(starts_at):
+            raise InvalidExperiment({"starts_at": "give the start time"})
+        if starts_at <= now:
+            raise InvalidExperiment(
+                {
+                    "starts_at": "that start time has passed (it is now "
+                    + time.strftime("%d %b %Y %H:%M UTC", time.gmtime(now))
+                    + "): choose a later one, or start the test now"
+                }
+            )
+        if starts_at > now + self.MAX_SCHEDULE_AHEAD:
+            raise InvalidExperiment({"starts_at": "choose a start time within the coming year"})
+        return float(starts_at)
 
     def ensure_seed(self) -> bool:
         """Load the bundled seed story unless it is there already (counts untouched)."""
         return self.store.create(seed_definition(), now=self.clock())
+
+    def _allowed(self, slug: str, action: str) -> Experiment:
+        """The experiment, read now, if ``action`` applies to it (else :class:`ActionRefused`)."""
+        experiment = self.fresh(slug)
+        refused = refusal(experiment, action)
+        if refused:
+            raise ActionRefused(refused)
+        return experiment
 
     def decide(self, slug: str, winner: str, editor: str) -> Experiment:
         """Choose the winner: every reader gets it from the next request on; counting stops."""
         experiment = self.fresh(slug)
         if winner not in experiment.variant_ids:
             raise ActionRefused(f"there is no variant {winner!r}")
-        if experiment.status == DECIDED:
-            raise ActionRefused("a winner is chosen already; reopen the test first")
+        experiment = self._allowed(slug, "decide")
         return self._transition(experiment, DECIDED, winner, "decide", editor)
 
     def pause(self, slug: str, editor: str) -> Experiment:
-        experiment = self.fresh(slug)
-        if experiment.status != RUNNING:
-            raise ActionRefused("only a running test can be paused")
+        """Pause: the story stays on the front page and at its address, every reader
+        gets headline ``a`` (a reader's own headline comes back on resume) and
+        nothing is counted."""
+        experiment = self._allowed(slug, "pause")
         return self._transition(experiment, PAUSED, None, "pause", editor)
 
     def resume(self, slug: str, editor: str) -> Experiment:
-        experiment = self.fresh(slug)
-        if experiment.status != PAUSED:
-            raise ActionRefused("only a paused test can be resumed")
+        experiment = self._allowed(slug, "resume")
         return self._transition(experiment, RUNNING, None, "resume", editor)
 
     def reopen(self, slug: str, editor: str) -> Experiment:
-        experiment = self.fresh(slug)
-        if experiment.status != DECIDED:
-            raise ActionRefused("only a decided test can be reopened")
+        experiment = self._allowed(slug, "reopen")
         return self._transition(experiment, RUNNING, None, "reopen", editor)
+
+    # -- an experiment's life: drafts, schedules, edits, archive, order -----
+
+    #: How long counting waits after an edit (s): longer than any worker that
+    #: serves readers keeps its copy of the old text (a copy older than
+    #: Snapshot.MAX_AGE, and twice the refresh interval, at most 2 s, is read
+    #: again before it serves anyone), so no impression of the old text is
+    #: counted for the new one.
+    EDIT_QUIET = 3.0
+
+    def _entry(
+        self, action: str, editor: str, now: float, before: str | None, status: str, winner
+    ) -> dict:
+        """An audit entry with no statistics (the actions that count nothing and change none)."""
+        return {
+            "action": action,
+            "editor": editor,
+            "at": now,
+            "from": before,
+            "status": status,
+            "winner": winner,
+        }
+
+    def _changed(self, done: bool, slug: str) -> Experiment:
+        if not done:
+            raise ActionRefused("the test changed meanwhile; reload and try again")
+        return self.fresh(slug)
+
+    def start(self, slug: str, editor: str) -> Experiment:
+        """Put a draft or scheduled experiment live now: on the front page, first,
+        and readers are tested from the next request on."""
+        experiment = self._allowed(slug, "start")
+        now = self.clock()
+        entry = self._entry("start", editor, now, experiment.status, RUNNING, None)
+        return self._changed(self.store.start(slug, entry, now=now), slug)
+
+    def schedule(self, slug: str, starts_at: float, editor: str) -> Experiment:
+        """Schedule a draft (or move a scheduled start) to ``starts_at`` (Unix seconds).
+
+        The story goes live by itself then, within one refresh interval on
+        every worker.  Raises :class:`~abtest.model.InvalidExperiment` for a
+        start time that is not in the coming year.
+        """
+        experiment = self._allowed(slug, "schedule")
+        now = self.clock()
+        starts_at = self._check_start(starts_at, now)
+        entry = self._entry("schedule", editor, now, experiment.status, SCHEDULED, None)
+        entry["starts_at"] = starts_at
+        return self._changed(self.store.schedule(slug, starts_at, entry, now=now), slug)
+
+    def unschedule(self, slug: str, editor: str) -> Experiment:
+        """Make a scheduled experiment a draft again: it will not go live by itself."""
+        self._allowed(slug, "unschedule")
+        now = self.clock()
+        entry = self._entry("unschedule", editor, now, SCHEDULED, DRAFT, None)
+        return self._changed(self.store.schedule(slug, None, entry, now=now), slug)
+
+    def edit(self, slug: str, definition: Definition, editor: str) -> Experiment:
+        """Replace the story's title, headlines and body, while nobody has seen it.
+
+        Applies to drafts, scheduled experiments and running or paused ones
+        with no impression counted; refused (:class:`ActionRefused`) once one
+        is, since the counts would then mix two texts, and once a winner is
+        chosen.  The whole previous text is kept in the audit entry.  Readers
+        get the new text within a refresh interval; counting waits
+        :attr:`EDIT_QUIET` seconds, so that no worker counts its copy of the
+        old text.
+        """
+        if definition.slug != slug:
+            raise InvalidExperiment({"slug": "the slug can't change; create a new experiment"})
+        experiment = self._allowed(slug, "edit")
+        previous = experiment.definition
+        if definition == previous:
+            raise ActionRefused("the text is the same as before")
+        now = self.clock()
+        entry = self._entry("edit", editor, now, experiment.status, experiment.status, None)
+        entry["changed"] = _changes(previous, definition)
+        entry["text_from"] = previous.to_json()
+        why = self.store.edit(definition, previous, self.EDIT_QUIET, entry, now=now)
+        if why == "missing":
+            raise UnknownExperiment(slug)
+        if why == "changed":
+            raise ActionRefused(
+                "the story was changed meanwhile, by another editor; reload and edit it again"
+            )
+        if why is not None:
+            raise ActionRefused(refusal(self.fresh(slug), "edit") or "the test changed meanwhile")
+        return self.fresh(slug)
+
+    def archive(self, slug: str, editor: str) -> Experiment:
+        """Archive a decided or paused experiment: off the front page and the
+        dashboard's main list; its address still serves its story (the winner,
+        or headline ``a`` if paused), so old links work."""
+        experiment = self._allowed(slug, "archive")
+        now = self.clock()
+        entry = self._entry("archive", editor, now, experiment.status, experiment.status, None)
+        entry["winner"] = experiment.winner
+        return self._changed(self.store.archive(slug, True, entry, now=now), slug)
+
+    def unarchive(self, slug: str, editor: str) -> Experiment:
+        """Bring an archived experiment back, as it was, to its old place on the front page."""
+        experiment = self._allowed(slug, "unarchive")
+        now = self.clock()
+        entry = self._entry("unarchive", editor, now, experiment.status, experiment.status, None)
+        entry["winner"] = experiment.winner
+        return self._changed(self.store.archive(slug, False, entry, now=now), slug)
+
+    def front_page_order(self) -> list[Experiment]:
+        """The front page's stories as Redis holds them now, in their order."""
+        return front_page_of(self.fresh_all())
+
+    def move(self, slug: str, position: int, editor: str) -> Experiment:
+        """Put the story at ``position`` (1: the top) on the front page.
+
+        Only the moved story's rank changes (to between its new neighbours'),
+        so new stories still come first, and every worker has the new order
+        within its refresh interval.  A position past the end is the end.
+        """
+        stories = self.front_page_order()
+        experiment = next((e for e in stories if e.slug == slug), None)
+        if experiment is None:
+            self._allowed(slug, "move")  # says why it is not on the front page
+            raise ActionRefused("the story is not on the front page")
+        was = stories.index(experiment) + 1
+        position = min(max(int(position), 1), len(stories))
+        if position == was:
+            raise ActionRefused(f"the story is at position {was} already")
+        others = [e for e in stories if e.slug != slug]
+        above = others[position - 2].order if position > 1 else None
+        below = others[position - 1].order if position <= len(others) else None
+        now = self.clock()
+        entry = self._entry("move", editor, now, experiment.status, experiment.status, None)
+        entry |= {"winner": experiment.winner, "position_from": was, "position": position}
+        rank = _between(above, below)
+        if rank is None:  # no room between equal or adjacent ranks: number them all again
+            order = [*others[: position - 1], experiment, *others[position - 1 :]]
+            top = max(e.order for e in stories)
+            for index, story in enumerate(order):
+                if story is not experiment:
+                    self.store.set_rank(story.slug, top - index, None, now=now)
+            rank = top - order.index(experiment)
+        if not self.store.set_rank(slug, rank, entry, now=now):
+            raise UnknownExperiment(slug)
+        return self.fresh(slug)
 
     def set_settings(self, slug: str, allocation: str, caring: float, editor: str) -> Experiment:
         """Change the allocation mode and the threshold of caring (audited).
@@ -715,3 +917,28 @@ class Service:
         except StoreError as error:
             return False, f"redis: {error}"
         return True, "ok"
+
+
+def _between(above: float | None, below: float | None) -> float | None:
+    """A front-page rank between two neighbours' (None: no neighbour on that side),
+    or None when there is no room (equal ranks, or too close for a float)."""
+    if above is None:
+        return below + 0.001  # the top: barely above, so stories going live later still lead
+    if below is None:
+        return above - 1.0
+    middle = (above + below) / 2
+    return middle if below < middle < above else None
+
+
+def _changes(before: Definition, after: Definition) -> list[str]:
+    """What an edit changed, in words: "title", "headline B", "headline D added", "story"."""
+    changed = ["title"] if before.title != after.title else []
+    for index in range(max(len(before.headlines), len(after.headlines))):
+        old = before.headlines[index] if index < len(before.headlines) else None
+        new = after.headlines[index] if index < len(after.headlines) else None
+        if old != new:
+            word = " added" if old is None else " removed" if new is None else ""
+            changed.append(f"headline {VARIANT_IDS[index].upper()}{word}")
+    if before.body != after.body:
+        changed.append("story")
+    return changed

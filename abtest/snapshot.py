@@ -14,7 +14,10 @@ circuit breaker is open.  Each posterior draws by its experiment's allocation
 mode, re-read with the counts, so a changed mode reaches readers within the
 same interval.  The same thread adds the bots and prefetches this process
 tallied to Redis (:meth:`abtest.store.RedisStore.flush_excluded`), so they
-cost readers no round trip.
+cost readers no round trip.  Each refresh also starts the scheduled
+experiments whose start time has come (:func:`start_due`), so a scheduled
+story goes live on every worker within one refresh interval of its start
+time.
 """
 
 from __future__ import annotations
@@ -28,10 +31,10 @@ from collections.abc import Callable
 from .bandit import Posterior
 from .breaker import CircuitBreaker
 from .forks import reset_after_fork
-from .model import DECIDED, RUNNING, Experiment
+from .model import RUNNING, SCHEDULED, Experiment
 from .store import RedisStore, StoreError, counts_tuple
 
-__all__ = ["Entry", "Snapshot"]
+__all__ = ["Entry", "Snapshot", "front_page_of", "start_due"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,52 @@ class Entry:
 def _newest_first(entries: dict[str, Entry]) -> list[Experiment]:
     experiments = [entry.experiment for entry in entries.values()]
     return sorted(experiments, key=lambda experiment: experiment.created_at, reverse=True)
+
+
+def _front_page_order(experiment: Experiment) -> tuple:
+    # Higher rank first; equal ranks newest first, then by slug, so every worker agrees.
+    return (-experiment.order, -experiment.created_at, experiment.slug)
+
+
+def front_page_of(experiments: list[Experiment]) -> list[Experiment]:
+    """The experiments on the front page, in its order: running, paused and decided
+    ones that are not archived, highest rank first."""
+    return sorted((e for e in experiments if e.on_front_page), key=_front_page_order)
+
+
+def start_due(store: RedisStore, experiments: list[Experiment]) -> list[Experiment]:
+    """``experiments`` with every scheduled one whose start time has come started.
+
+    A start time is in Redis's clock, which this host's estimate never
+    overtakes (:meth:`RedisStore.redis_time`): the start itself is decided
+    by :data:`abtest.scripts.START` against ``TIME``, once, whichever worker
+    asks first; the others find it running when they read it again here.
+    Costs nothing while no scheduled experiment is due.
+    """
+    if not any(e.status == SCHEDULED for e in experiments):
+        return experiments
+    now = store.redis_time()
+    due = [
+        e.slug
+        for e in experiments
+        if e.status == SCHEDULED and e.starts_at is not None and e.starts_at <= now
+    ]
+    if not due:
+        return experiments
+    for slug in due:
+        store.start(
+            slug,
+            {
+                "action": "start",
+                "editor": "schedule",
+                "at": now,
+                "from": SCHEDULED,
+                "status": RUNNING,
+                "winner": None,
+            },
+        )
+    again = {e.slug: e for e in store.load(due)}
+    return [again.get(e.slug, e) for e in experiments]
 
 
 class Snapshot:
@@ -123,7 +172,7 @@ class Snapshot:
 
     def refresh(self) -> None:
         """Re-read every experiment from Redis (one round trip)."""
-        experiments = self.store.load_all()
+        experiments = start_due(self.store, self.store.load_all())
         self._entries = {experiment.slug: self.entry(experiment) for experiment in experiments}
         self._loaded_at = self.monotonic()
 
@@ -132,11 +181,17 @@ class Snapshot:
         return _newest_first(self.entries())
 
     def front_page(self) -> list[Experiment]:
-        """The running and decided experiments, newest first (sorted once per snapshot)."""
+        """The stories on the front page, in the editors' order (sorted once per snapshot).
+
+        Running, paused (every reader gets headline ``a``) and decided ones,
+        unless archived; drafts and scheduled stories are not published yet.
+        Highest rank first: a story's rank is the moment it went live unless
+        an editor moved it, so new stories come first.
+        """
         entries = self.entries()
         sorted_for, found = self._front
         if sorted_for is not entries:
-            found = [e for e in _newest_first(entries) if e.status in (RUNNING, DECIDED)]
+            found = front_page_of([entry.experiment for entry in entries.values()])
             self._front = (entries, found)
         return found
 

@@ -173,7 +173,8 @@ def test_paused_serves_variant_a_and_counts_nothing(client, new_client, service)
     service.pause(SLUG, editor="ed")
     for browser in (client, new_client()):
         response = browser.get("/", headers={"User-Agent": BROWSER})
-        assert teasers(response.data) == []  # paused stories leave the front page
+        # The story stays on the front page, with headline A and no click token.
+        assert teasers(response.data) == [(f"/articles/{SLUG}", HEADLINES[0])]
         story = browser.get(f"/articles/{SLUG}", headers={"User-Agent": BROWSER})
         assert story_headline(story.data) == HEADLINES[0]
     assert client.get(link).status_code == 303
