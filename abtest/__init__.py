@@ -7,14 +7,12 @@ until it is called.
 from __future__ import annotations
 
 import logging
-
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
+from typing import TYPE_CHECKING
 
 from .config import ConfigError, Settings
-from .service import Service
-from .sessions import SessionStore, SignInThrottle
-from .store import StoreError, connect
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 __all__ = ["create_app", "Settings", "ConfigError", "__version__"]
 __version__ = "0.1.0"
@@ -28,6 +26,15 @@ def create_app(settings: Settings | None = None, redis=None) -> Flask:
     ``settings`` defaults to :meth:`Settings.from_env`; ``redis`` (a client
     with ``decode_responses=True``) defaults to one for ``settings.redis_url``.
     """
+    # Imported here, not above: `abtest --help` and the other commands import
+    # this package without needing flask or the service.
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from .service import Service
+    from .sessions import SessionStore, SignInThrottle
+    from .store import StoreError, connect
+
     settings = (settings or Settings.from_env()).with_dev_secrets()
     settings.validate()
     if redis is None:

@@ -1,4 +1,10 @@
-"""The ``abtest`` command: serve, stats, experiments, hash-password."""
+"""The ``abtest`` command: serve, stats, experiments, editors, api-token, simulate,
+hash-password.
+
+The imports up here stay light: `abtest --help`, `abtest editors` and
+`abtest experiments list` answer at once because numpy, scipy, flask and
+gunicorn are imported only inside the commands that need them.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +12,21 @@ import contextlib
 import dataclasses
 import getpass
 import json
-import multiprocessing
 import os
 import sys
-import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from . import chartdata, verdicts
 from .config import ConfigError, Settings
-from .embedded import EmbeddedRedis, EmbeddedRedisError
-from .model import (
-    ALLOCATIONS,
-    DECIDED,
-    DEFAULT_CARING,
-    Definition,
-    Experiment,
-    InvalidExperiment,
-    check_settings,
-)
-from .report import ExperimentReport
-from .service import ActionRefused, Service, UnknownExperiment
-from .store import StoreError, connect
+from .model import ALLOCATIONS, DECIDED, DEFAULT_CARING
+
+if TYPE_CHECKING:
+    from .model import Experiment
+    from .report import ExperimentReport
+    from .service import Service
 
 __all__ = ["main"]
 
@@ -41,10 +38,39 @@ def _settings(**overrides) -> Settings:
         raise click.ClickException(str(error)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _WholeSentence:
+    """A command list shows each command's first sentence whole.
+
+    click cuts it to fit one line of the terminal ("Create, list and
+    change experiments; pause, resume,..."); wrapped, nothing is lost.
+    """
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return super().get_short_help_str(limit=10_000)
+
+
+class _Command(_WholeSentence, click.Command):
+    pass
+
+
+class _Group(_WholeSentence, click.Group):
+    command_class = _Command
+    group_class = type  # subgroups are _Groups too
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="abtest")
 def main() -> None:
-    """Headline A/B testing for newsrooms."""
+    """Headline A/B testing for newsrooms.
+
+    Start with `abtest serve`, then open http://127.0.0.1:8000/ (the
+    dashboard is at /dashboard/: add yourself first with `abtest editors
+    add NAME`).  Every command reads its settings from the environment
+    (REDIS_URL, ABTEST_DATA_DIR, ...: see the README).
+    """
 
 
 # -- serve ----------------------------------------------------------------
@@ -52,10 +78,16 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
+)
 @click.option(
     "--workers",
-    default=max(2, multiprocessing.cpu_count()),
+    default=max(2, os.cpu_count() or 1),
     show_default="number of cores, at least 2",
     type=click.IntRange(1, 256),
     help="gunicorn worker processes.",
@@ -104,6 +136,11 @@ def serve(host, port, workers, threads, access_log, redis_url, data_dir) -> None
         prepare_multiprocess(settings.data_dir)
     except (ConfigError, OSError) as error:
         raise click.ClickException(str(error)) from None
+    # Before anything starts: gunicorn would say "Connection in use" five
+    # times over several seconds, after we had said "serving on".
+    check_listen(host, port)
+    from .embedded import EmbeddedRedis, EmbeddedRedisError
+
     embedded = None
     if not settings.redis_url:
         embedded = EmbeddedRedis(settings.data_dir)
@@ -115,6 +152,7 @@ def serve(host, port, workers, threads, access_log, redis_url, data_dir) -> None
         settings = dataclasses.replace(settings, redis_url=embedded.url)
         click.echo(f"abtest: embedded Redis at {embedded.socket}, data in {settings.data_dir}")
     try:
+        from .dashboard.auth import Editors
         from .gunicorn import run
 
         click.echo(
@@ -123,10 +161,53 @@ def serve(host, port, workers, threads, access_log, redis_url, data_dir) -> None
         )
         if not settings.production and settings.api_token:
             click.echo(f"abtest: stats API token (development): {settings.api_token}")
+        if not Editors(settings).configured:
+            click.echo(f"abtest: {NO_EDITOR}", err=True)
         run(settings, host=host, port=port, workers=workers, threads=threads)
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+#: What ``abtest serve`` says when nobody can sign in to the dashboard.
+NO_EDITOR = (
+    "no editor can sign in to the dashboard yet: add one with `abtest editors add NAME` "
+    "(no restart needed)"
+)
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse at once, in one sentence, an address that can't be listened on."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as error:
+        raise click.ClickException(
+            f"can't listen on {host!r} ({error.strerror}): choose another --host"
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        # As gunicorn binds: a port whose last connections are in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                reason = f"port {port} on {host} is in use by another program"
+                remedy = "stop it, or choose another port with --port"
+            elif error.errno == errno.EACCES:
+                reason = f"this user may not listen on port {port}"
+                remedy = "choose a port from 1024 up with --port"
+            elif error.errno == errno.EADDRNOTAVAIL:
+                reason = f"{host} is not an address of this machine"
+                remedy = "choose another with --host (0.0.0.0: every address)"
+            else:
+                reason = f"can't listen on {host}:{port} ({error.strerror})"
+                remedy = "choose another --host or --port"
+            raise click.ClickException(f"{reason}: {remedy}") from None
 
 
 # -- commands that talk to Redis ------------------------------------------
@@ -135,6 +216,10 @@ def serve(host, port, workers, threads, access_log, redis_url, data_dir) -> None
 @contextlib.contextmanager
 def _service() -> Iterator[Service]:
     """A service on REDIS_URL, on the running embedded server, or on one started for it."""
+    from .embedded import EmbeddedRedis, EmbeddedRedisError
+    from .service import Service, UnknownExperiment
+    from .store import StoreError, connect
+
     try:
         settings = _settings().with_dev_secrets()
     except OSError as error:
@@ -173,6 +258,8 @@ def _service() -> Iterator[Service]:
 )
 def stats(slug: str, as_json: bool, alpha: float) -> None:
     """Show an experiment's results: the verdict, CTRs with intervals, P(best), the tests."""
+    from . import chartdata
+
     with _service() as service:
         report = service.report(slug, alpha=alpha)
         timeline = chartdata.build_timeline(
@@ -205,6 +292,8 @@ def _columns(rows: list[tuple[str, ...]]) -> list[str]:
 
 def render_report(report: ExperimentReport, readers_per_second: float | None = None) -> str:
     """The stats report as a terminal table, with the verdict in words first."""
+    from . import verdicts
+
     stats = report.stats
     said = verdicts.verdict(report, readers_per_second)
     winner = f", winner {report.winner.upper()}" if report.winner else ""
@@ -269,20 +358,46 @@ def experiments() -> None:
 
 @experiments.command("list")
 def list_experiments() -> None:
-    """One line per experiment: slug, status, variants, impressions, clicks, allocation mode."""
+    """A table of every experiment: its status, counts, settings and winner's headline."""
     with _service() as service:
         found = service.fresh_all()
     if not found:
-        click.echo("no experiments")
+        click.echo("no experiments: create one with `abtest experiments create FILE`")
         return
+    click.echo("\n".join(experiments_table(found)))
+
+
+def experiments_table(found: list[Experiment]) -> list[str]:
+    """``abtest experiments list``'s lines: a header, then one row per experiment."""
+    header = ("slug", "status", "headlines", "impressions", "clicks", "allocation", "caring")
+    rows = [(*header, "winner")]
     for experiment in found:
-        winner = f" winner={experiment.winner}" if experiment.winner else ""
-        click.echo(
-            f"{experiment.slug}\t{experiment.status}{winner}"
-            f"\t{len(experiment.variant_ids)} variants"
-            f"\t{sum(experiment.impressions):,} impressions\t{sum(experiment.clicks):,} clicks"
-            f"\tallocation={experiment.allocation}\tcaring={experiment.caring:g}"
+        winner = ""
+        if experiment.winner:
+            index = experiment.variant_ids.index(experiment.winner)
+            winner = f"{experiment.winner.upper()}: {experiment.definition.headlines[index]}"
+        rows.append(
+            (
+                experiment.slug,
+                experiment.status,
+                str(len(experiment.variant_ids)),
+                f"{sum(experiment.impressions):,}",
+                f"{sum(experiment.clicks):,}",
+                experiment.allocation,
+                f"{experiment.caring:g}",
+                winner,
+            )
         )
+    # Words to the left, numbers to the right.
+    right = {2, 3, 4, 6}
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
 
 
 @experiments.command("create")
@@ -294,6 +409,10 @@ def create_experiment(path: Path) -> None:
     "winner" to find the winner sooner at a cost in clicks) and ``caring``
     (the threshold of caring, a share of the leader's CTR, default 0.02).
     """
+    import tomllib
+
+    from .model import Definition, InvalidExperiment, check_settings
+
     try:
         text = path.read_text("utf-8")
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
@@ -346,6 +465,9 @@ def experiment_settings(
     slug: str, allocation: str | None, caring: float | None, editor: str | None
 ):
     """Change an experiment's allocation mode and threshold of caring (audited)."""
+    from .model import InvalidExperiment
+    from .service import ActionRefused
+
     editor = editor or _actor()
     with _service() as service:
         experiment = service.fresh(slug)
@@ -376,6 +498,8 @@ def _actor() -> str:
 
 def _act(slug: str, act: Callable[[Service], Experiment]) -> None:
     """Run an audited action on ``slug`` and say the experiment's new state."""
+    from .service import ActionRefused
+
     with _service() as service:
         try:
             experiment = act(service)
@@ -432,12 +556,147 @@ def hash_password() -> None:
     The prompts go to stderr, so `export ABTEST_EDITOR_PASSWORD_HASH="$(abtest
     hash-password)"` captures only the hash.
     """
+    click.echo(_ask_password_hash("Password"))
+
+
+# -- editors and tokens ------------------------------------------------------
+
+
+@main.command("api-token")
+@click.option("--path", "show_path", is_flag=True, help="Print the file that holds it instead.")
+def api_token(show_path: bool) -> None:
+    """Print the stats API's Bearer token, for the data directory in use.
+
+    ABTEST_API_TOKEN when it is set; else, in development, the token
+    generated into the data directory (ABTEST_DATA_DIR), so that
+
+    \b
+      curl -H "Authorization: Bearer $(abtest api-token)" \\
+           http://127.0.0.1:8000/api/v1/experiments/colombia-china/stats
+
+    works wherever the data lives.
+    """
+    settings = _settings()
+    if settings.api_token:
+        if show_path:
+            raise click.ClickException("the API token comes from ABTEST_API_TOKEN, not a file")
+        click.echo(settings.api_token)
+        return
+    if settings.production:
+        raise click.ClickException(
+            "no API token: in production set ABTEST_API_TOKEN (none is generated)"
+        )
+    try:
+        settings = settings.with_dev_secrets()
+    except OSError as error:
+        raise click.ClickException(str(error)) from None
+    if not settings.api_token:
+        raise click.ClickException(
+            "no API token: set ABTEST_API_TOKEN (one is generated into the data directory "
+            "only while ABTEST_SECRET_KEY is unset too)"
+        )
+    click.echo(settings.data_dir / "api_token" if show_path else settings.api_token)
+
+
+@main.group()
+def editors() -> None:
+    """Add, remove and list the editors who may sign in to the dashboard.
+
+    They are kept in the users file: ABTEST_USERS_FILE, else `users` in the
+    data directory (ABTEST_DATA_DIR).  A running `abtest serve` reads it
+    again when it changes: no restart.
+    """
+
+
+def _users_file() -> Path:
+    from .users import users_file
+
+    return users_file(_settings())
+
+
+@editors.command("list")
+def list_editors() -> None:
+    """The editors' names, and where each comes from."""
+    from .users import read
+
+    settings = _settings()
+    path = _users_file()
+    try:
+        names = list(read(path))
+    except (OSError, UnicodeDecodeError) as error:
+        raise click.ClickException(f"can't read {path}: {error}") from None
+    if settings.editor_user and settings.editor_password_hash:
+        names = [n for n in names if n != settings.editor_user]
+        click.echo(f"{settings.editor_user}\t(ABTEST_EDITOR_USER)")
+    for name in names:
+        click.echo(f"{name}\t({path})")
+    if not names and not (settings.editor_user and settings.editor_password_hash):
+        click.echo(f"no editors yet: add one with `abtest editors add NAME` (into {path})")
+
+
+@editors.command("add")
+@click.argument("name")
+@click.option(
+    "--password-hash",
+    help="A hash from `abtest hash-password`, instead of asking for the password.",
+)
+def add_editor(name: str, password_hash: str | None) -> None:
+    """Add an editor, or give one a new password (asked for twice, not echoed)."""
+    from .users import InvalidName, check_name, set_editor
+
+    try:
+        check_name(name)
+    except InvalidName as invalid:
+        raise click.ClickException(str(invalid)) from None
+    path = _users_file()
+    if password_hash is None:
+        password_hash = _ask_password_hash(f"Password for {name}")
+    try:
+        added = set_editor(path, name, password_hash)
+    except ValueError as invalid:
+        raise click.ClickException(str(invalid)) from None
+    except OSError as error:
+        raise click.ClickException(f"can't write {path}: {error}") from None
+    settings = _settings()
+    done = "added" if added else "changed the password of"
+    click.echo(f"{done} editor {name} in {path}; they can sign in now")
+    if settings.editor_user == name:
+        click.echo(
+            f"ABTEST_EDITOR_USER is {name} too, and its ABTEST_EDITOR_PASSWORD_HASH wins",
+            err=True,
+        )
+
+
+@editors.command("remove")
+@click.argument("name")
+def remove_editor(name: str) -> None:
+    """Remove an editor: their sessions end at their next request."""
+    from .users import remove_editor as remove
+
+    settings = _settings()
+    path = _users_file()
+    try:
+        removed = remove(path, name)
+    except OSError as error:
+        raise click.ClickException(f"can't write {path}: {error}") from None
+    if removed:
+        click.echo(f"removed editor {name} from {path}")
+    if settings.editor_user == name:
+        raise click.ClickException(
+            f"{name} is ABTEST_EDITOR_USER: unset it in the service's environment and restart"
+        )
+    if not removed:
+        raise click.ClickException(f"no editor {name!r} in {path}")
+
+
+def _ask_password_hash(prompt: str) -> str:
+    """A werkzeug hash of a password asked for twice on the terminal (prompts on stderr)."""
     from werkzeug.security import generate_password_hash
 
-    password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    password = click.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True)
     if len(password) < 8:
         raise click.ClickException("use at least 8 characters")
-    click.echo(generate_password_hash(password))
+    return generate_password_hash(password)
 
 
 # -- simulate ---------------------------------------------------------------

@@ -1,11 +1,11 @@
 """Editors and their passwords: werkzeug.security hashes, never plain text.
 
 Editors come from ``ABTEST_EDITOR_USER`` / ``ABTEST_EDITOR_PASSWORD_HASH``
-and, optionally, ``ABTEST_USERS_FILE``: one ``user:hash`` per line (blank
-lines and ``#`` comments ignored; the hash is everything after the first
-colon, since werkzeug hashes contain colons themselves).  The file is
-re-read when it changes, so adding or removing an editor needs no restart,
-and a removed editor's open sessions stop working at their next request.
+and the users file (:mod:`abtest.users`): ``ABTEST_USERS_FILE``, else
+``users`` in the data directory, which ``abtest editors add`` writes.  The
+file is re-read when it changes, so adding or removing an editor needs no
+restart, and a removed editor's open sessions stop working at their next
+request.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from abtest import users
 from abtest.config import Settings
 
 __all__ = ["Editors", "safe_next"]
@@ -41,22 +42,26 @@ class Editors:
         return bool(self._users())
 
     def _users(self) -> dict[str, str]:
-        users = dict(self._read_file())
+        found = dict(self._read_file())
         settings = self._settings
         if settings.editor_user and settings.editor_password_hash:
-            users[settings.editor_user] = settings.editor_password_hash
-        return users
+            found[settings.editor_user] = settings.editor_password_hash
+        return found
 
     def _read_file(self) -> dict[str, str]:
-        path: Path | None = self._settings.users_file
-        if path is None:
-            return {}
+        path: Path = users.users_file(self._settings)
         try:
             stat = os.stat(path)
+        except FileNotFoundError:
+            if self._settings.users_file is not None:  # named, so expected
+                log.warning("editors file %s does not exist", path)
+            return {}
         except OSError as error:
             log.warning("editors file %s unreadable: %s", path, error)
             return {}
-        state = (stat.st_mtime_ns, stat.st_size)
+        # The inode too: `abtest editors` replaces the file by a rename, which
+        # may keep its size and land within the same mtime tick.
+        state = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if state != self._file_state:
                 self._file_users = _parse_users(path)
@@ -88,22 +93,12 @@ class Editors:
 
 
 def _parse_users(path: Path) -> dict[str, str]:
-    users = {}
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         log.warning("editors file %s unreadable: %s", path, error)
         return {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        username, colon, password_hash = line.partition(":")
-        if not colon or not username.strip() or not password_hash.strip():
-            log.warning("editors file %s line %d is not user:hash; ignored", path, number)
-            continue
-        users[username.strip()] = password_hash.strip()
-    return users
+    return users.parse(text, path)
 
 
 def safe_next(target: str | None, default: str) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,10 +14,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import free_port, subprocess_env
+from conftest import TEST_SECRET, free_port, subprocess_env
 from helpers import HEADLINES, SLUG, teasers
 
-from abtest.cli import main
+from abtest.cli import NO_EDITOR, main
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
 
@@ -52,7 +55,16 @@ def test_serve_starts_its_own_redis_and_stops_it(tmp_path):
         with urllib.request.urlopen(request, timeout=10) as response:
             ((_, headline),) = teasers(response.read())
         assert headline in HEADLINES
-        token = (data_dir / "api_token").read_text().strip()
+        # README's curl example: the token of this data directory, however it is set.
+        token = subprocess.run(
+            [sys.executable, "-m", "abtest.cli", "api-token"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
+        assert token == (data_dir / "api_token").read_text().strip()
         stats = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/v1/experiments/{SLUG}/stats",
             headers={"Authorization": f"Bearer {token}"},
@@ -67,6 +79,7 @@ def test_serve_starts_its_own_redis_and_stops_it(tmp_path):
     assert server.returncode == 0, output
     assert "embedded Redis" in output
     assert "with 2 worker(s) of 8 thread(s)" in output
+    assert NO_EDITOR in output  # nobody can sign in yet: said, with the command to fix it
     # Stopped once, by the master: no worker unwinding through serve stops it
     # early (and the supervisor has nothing to restart).
     assert "restarting it" not in output and "exited with status" not in output
@@ -150,7 +163,22 @@ def test_experiments_create_and_list(runner, redis_client, tmp_path):
     created = runner.invoke(main, ["experiments", "create", str(toml)])
     assert created.exit_code == 0, created.output
     listed = runner.invoke(main, ["experiments", "list"])
-    assert "budget-vote\trunning" in listed.output and SLUG in listed.output
+    assert listed.exit_code == 0, listed.output
+    header, *rows = listed.output.splitlines()
+    assert header.split() == [
+        "slug",
+        "status",
+        "headlines",
+        "impressions",
+        "clicks",
+        "allocation",
+        "caring",
+        "winner",
+    ]
+    assert [row.split() for row in rows] == [
+        ["budget-vote", "running", "2", "0", "0", "clicks", "0.02"],
+        [SLUG, "running", "3", "0", "0", "clicks", "0.02"],
+    ]
     again = runner.invoke(main, ["experiments", "create", str(toml)])
     assert again.exit_code != 0 and "exists already" in again.output
 
@@ -189,8 +217,9 @@ def test_experiments_create_with_settings_and_change_them(runner, redis_client, 
     meta = redis_client.hgetall(keys.meta("budget-vote"))
     assert meta["allocation"] == "winner" and float(meta["caring"]) == 0.05
     listed = runner.invoke(main, ["experiments", "list"]).output
-    assert "allocation=winner\tcaring=0.05" in listed
-    assert "allocation=clicks\tcaring=0.02" in listed  # the seed story: the defaults
+    settings = {row.split()[0]: row.split()[5:7] for row in listed.splitlines()[1:]}
+    assert settings["budget-vote"] == ["winner", "0.05"]
+    assert settings[SLUG] == ["clicks", "0.02"]  # the seed story: the defaults
 
     changed = runner.invoke(main, ["experiments", "settings", "budget-vote", "--caring", "0.01"])
     assert changed.exit_code == 0, changed.output
@@ -282,3 +311,101 @@ def test_experiments_actions_refuse_clearly(runner, service):
     assert runner.invoke(main, ["experiments", "pause", SLUG]).exit_code == 1
     assert (service.fresh(SLUG).status, service.fresh(SLUG).winner) == ("decided", "a")
     assert [e["action"] for e in service.audit(SLUG)] == ["decide"]
+
+
+def test_experiments_list_shows_the_winner_as_its_headline(runner, service):
+    service.decide(SLUG, "b", "test")
+    listed = runner.invoke(main, ["experiments", "list"])
+    assert listed.exit_code == 0, listed.output
+    header, row = listed.output.splitlines()
+    assert row.startswith(f"{SLUG}  decided")
+    assert row.endswith(f"B: {HEADLINES[1]}")
+    # Aligned under its header.
+    assert row.index("B: ") == header.index("winner")
+
+
+def test_help_lists_each_command_in_a_whole_sentence(runner):
+    """click cuts a command's description to one terminal line ("...")."""
+    for group in ([], ["experiments"], ["editors"]):
+        shown = runner.invoke(main, [*group, "--help"], terminal_width=80)
+        assert shown.exit_code == 0, shown.output
+        listing = " ".join(shown.output.partition("Commands:")[2].split())
+        # click's cut: "...; pause, resume,..." (a word, then the dots).
+        assert listing and not re.search(r"\S\.\.\.", listing), listing
+        command = main
+        for name in group:
+            command = command.commands[name]
+        for name, sub in command.commands.items():
+            first = " ".join((sub.help or "").split("\n\n")[0].split())
+            sentence = first[: first.index(". ") + 1] if ". " in first else first
+            assert f"{name} {sentence}" in listing, (name, listing)
+
+
+def test_help_imports_neither_numpy_nor_scipy_nor_flask():
+    """`abtest --help` answers at once: the heavy imports wait for the commands that use them."""
+    script = (
+        "import json, sys\n"
+        "from abtest.cli import main\n"
+        "for arguments in (['--help'], ['experiments', '--help'], ['editors', '--help']):\n"
+        "    try:\n"
+        "        main(arguments)\n"
+        "    except SystemExit as done:\n"
+        "        assert done.code == 0, arguments\n"
+        "heavy = ('numpy', 'scipy', 'flask', 'werkzeug', 'gunicorn', 'redis', 'prometheus_client')"
+        "\n"
+        "print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "Commands:" in result.stdout
+    assert json.loads(result.stderr.strip().splitlines()[-1]) == []
+
+
+def test_serve_on_a_busy_port_fails_at_once_with_one_message(tmp_path):
+    port = free_port()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "abtest.cli", "serve", "--port", str(port)],
+            env=subprocess_env(ABTEST_DATA_DIR=str(tmp_path / "data")),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""  # no "serving on", no embedded Redis started
+    assert result.stderr.splitlines() == [
+        f"Error: port {port} on 127.0.0.1 is in use by another program: "
+        "stop it, or choose another port with --port"
+    ]
+    assert not (tmp_path / "data" / "redis.sock").exists()
+
+
+def test_api_token_is_the_data_directorys(runner, tmp_path, monkeypatch):
+    monkeypatch.delenv("ABTEST_API_TOKEN", raising=False)
+    monkeypatch.delenv("ABTEST_SECRET_KEY")  # as `abtest serve` in development generates both
+    data_dir = tmp_path / "elsewhere"
+    monkeypatch.setenv("ABTEST_DATA_DIR", str(data_dir))
+    printed = runner.invoke(main, ["api-token"])
+    assert printed.exit_code == 0, printed.output
+    token = (data_dir / "api_token").read_text().strip()
+    assert printed.stdout == f"{token}\n" and len(token) >= 32
+    assert runner.invoke(main, ["api-token"]).stdout == printed.stdout  # generated once
+    assert runner.invoke(main, ["api-token", "--path"]).stdout == f"{data_dir / 'api_token'}\n"
+
+    monkeypatch.setenv("ABTEST_API_TOKEN", "token-from-the-environment")
+    assert runner.invoke(main, ["api-token"]).stdout == "token-from-the-environment\n"
+    no_file = runner.invoke(main, ["api-token", "--path"])
+    assert no_file.exit_code == 1 and "comes from ABTEST_API_TOKEN" in no_file.output
+
+    monkeypatch.delenv("ABTEST_API_TOKEN")
+    monkeypatch.setenv("ABTEST_SECRET_KEY", TEST_SECRET)
+    without = runner.invoke(main, ["api-token"])
+    assert without.exit_code == 1 and "set ABTEST_API_TOKEN" in without.output
+    monkeypatch.setenv("ABTEST_ENV", "production")
+    monkeypatch.setenv("ABTEST_SECRET_KEY", secrets.token_urlsafe(32))
+    refused = runner.invoke(main, ["api-token"])
+    assert refused.exit_code == 1, refused.output
+    assert "in production set ABTEST_API_TOKEN" in refused.output
