@@ -25,7 +25,7 @@ __all__ = [
     "probability",
     "loss_per_thousand",
     "count",
-    "age",
+    "ago",
     "utc",
     "clock",
     "iso",
@@ -114,19 +114,34 @@ def count(value: int | None) -> str:
     return DASH if value is None else f"{value:,}"
 
 
-def age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return "just now" if seconds < 10 else f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    unit = "day" if days == 1 else "days"
-    return f"{days} {unit} {hours} h" if hours and days < 7 else f"{days} {unit}"
+#: How long ago, in words: (seconds under which a wording applies, its unit in
+#: seconds, singular, plural).  The browser's copy is ``ago`` in
+#: static/dashboard.js; both are held to the same table in the tests.
+_AGO = (
+    (60, None, "just now", "just now"),
+    (3600, 60, "1 minute ago", "{} minutes ago"),
+    (86400, 3600, "1 hour ago", "{} hours ago"),
+    (2 * 86400, None, "yesterday", "yesterday"),
+    (7 * 86400, 86400, "", "{} days ago"),
+    (60 * 86400, 7 * 86400, "1 week ago", "{} weeks ago"),
+    (365 * 86400, 30 * 86400, "", "{} months ago"),
+    (math.inf, 365 * 86400, "1 year ago", "{} years ago"),
+)
+
+
+def ago(seconds: float) -> str:
+    """How long ago something happened, as people say it: "just now", "1 minute ago",
+    "2 hours ago", "yesterday", "3 days ago", "2 weeks ago", "5 months ago", "1 year ago".
+
+    Whole units, rounded down; a moment in the future (another server's clock
+    a little ahead) is "just now".
+    """
+    seconds = max(0.0, seconds) if math.isfinite(seconds) else 0.0
+    for below, unit, one, many in _AGO:
+        if seconds < below:
+            number = 1 if unit is None else int(seconds // unit)
+            return one if number == 1 else many.format(number)
+    raise AssertionError("unreachable: the last wording has no upper bound")
 
 
 def utc(timestamp: float, seconds: bool = False) -> str:
@@ -356,7 +371,9 @@ def listing_row(report: ExperimentReport, now: float) -> dict[str, Any]:
         "lead_prob_best": DASH if index is None else probability(stats.variants[index].prob_best),
         "impressions": count(stats.impressions),
         "clicks": count(stats.clicks),
-        "age": age(now - report.created_at),
+        "ago": ago(now - report.created_at),
+        "created_at": report.created_at,
+        "created_iso": iso(report.created_at),
         "started": utc(report.created_at),
         "verdict": verdict_view(report),
     }

@@ -43,6 +43,7 @@ from abtest.model import (
     DEFAULT_CARING,
     PAUSED,
     RUNNING,
+    VARIANT_IDS,
     Definition,
     InvalidExperiment,
     check_settings,
@@ -354,7 +355,7 @@ def _page_model(slug: str) -> dict:
         "allocation_name": present.allocation_name(experiment.allocation),
         "allocation_choices": present.ALLOCATION_CHOICES,
         "caring_percent": present.caring_percent(experiment.caring),
-        "age": present.age(now - experiment.created_at),
+        "ago": present.ago(now - experiment.created_at),
         "started": present.utc(experiment.created_at),
         "updated_at": now,
         "updated": present.clock(now),
@@ -421,9 +422,10 @@ def decide(slug: str):
         )
         return _back_to(slug)
 
+    variant = _named_variant(experiment)
     report = service.report(slug, alpha=_alpha(), experiment=experiment)
-    leader = report.stats.leader()
-    if variant not in experiment.variant_ids:
+    if variant is None:
+        leader = report.stats.leader()
         variant = experiment.variant_ids[leader if leader is not None else 0]
     index = experiment.variant_ids.index(variant)
     rows = present.variant_rows(report)
@@ -437,6 +439,25 @@ def decide(slug: str):
         level=report.stats.level,
         refresh_seconds=_refresh_seconds(),
     )
+
+
+def _named_variant(experiment) -> str | None:
+    """The headline ``?variant=`` names (any case), or None when it names none.
+
+    A value that can't be a headline's letter is a 400, a letter this
+    experiment has no headline for a 404: the confirmation never falls back
+    to another headline than the one asked for.
+    """
+    raw = request.args.get("variant")
+    if raw is None:
+        return None
+    variant = raw.strip().lower()
+    choose = "choose one of " + ", ".join(v.upper() for v in experiment.variant_ids)
+    if variant not in VARIANT_IDS:
+        abort(400, description=f"“{raw[:40]}” is not a headline's letter: {choose}.")
+    if variant not in experiment.variant_ids:
+        abort(404, description=f"This experiment has no headline {variant.upper()}: {choose}.")
+    return variant
 
 
 def _action(slug: str, act, done: str):
@@ -464,12 +485,28 @@ def resume(slug: str):
     return _action(slug, _service().resume, "Resumed. New readers are being tested again.")
 
 
-@blueprint.post("/<slug>/reopen")
+@blueprint.route("/<slug>/reopen", methods=["GET", "POST"])
 def reopen(slug: str):
-    return _action(
-        slug,
-        _service().reopen,
-        "Reopened. The winner is cleared and new readers are being tested again.",
+    """GET: what reopening would do, and the form that does it; POST: reopen."""
+    if request.method == "POST":
+        return _action(
+            slug,
+            _service().reopen,
+            "Reopened. The winner is cleared and new readers are being tested again.",
+        )
+    service = _service()
+    experiment = _experiment_or_404(slug)
+    report = service.report(slug, alpha=_alpha(), experiment=experiment)
+    rows = present.variant_rows(report)
+    return render_template(
+        "dashboard_reopen.html",
+        experiment=experiment,
+        winner=next((row for row in rows if row["winner"]), None),
+        losers=[row for row in rows if not row["winner"]],
+        allocation_name=present.allocation_name(experiment.allocation),
+        impressions=present.count(sum(experiment.impressions)),
+        clicks=present.count(sum(experiment.clicks)),
+        refresh_seconds=_refresh_seconds(),
     )
 
 

@@ -54,6 +54,14 @@ def editor_allowed() -> bool:
     return bearer_matches(context.settings().api_token)
 
 
+#: What a refused caller must send, spelled out in words: a placeholder in angle
+#: brackets vanishes wherever the message is shown as HTML.
+SEND_TOKEN = (
+    "send the header Authorization: Bearer followed by a space and the API token "
+    "(ABTEST_API_TOKEN; in development, the api_token file in the data directory)"
+)
+
+
 def _error(status: int, message: str, **headers: str):
     response = jsonify(error=message)
     response.status_code = status
@@ -66,7 +74,7 @@ def stats(slug: str):
     if not editor_allowed():
         return _error(
             401,
-            "sign in as an editor or send Authorization: Bearer <token>",
+            f"sign in as an editor, or {SEND_TOKEN}",
             **{"WWW-Authenticate": 'Bearer realm="abtest"'},
         )
     try:
@@ -97,7 +105,7 @@ def _act(slug: str, action):
     if not bearer_matches(token):
         return _error(
             401,
-            "send Authorization: Bearer <ABTEST_API_TOKEN>",
+            SEND_TOKEN,
             **{"WWW-Authenticate": 'Bearer realm="abtest"'},
         )
     try:
