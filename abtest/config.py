@@ -177,6 +177,11 @@ class Settings:
     #: ``ABTEST_MAX_BODY``: the largest request body accepted (bytes); larger
     #: ones get 413 without being read.
     max_body: int = 1_000_000
+    #: ``ABTEST_WEBHOOK_URL``: the newsroom's webhook, sent a Slack-compatible
+    #: JSON POST for every story's events (safe to stop, proven winner) and when
+    #: Redis lost data (:mod:`abtest.webhooks`); https only in production, except
+    #: to localhost.  Unset: only the stories' own webhooks are sent.
+    webhook_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -224,6 +229,7 @@ class Settings:
         if env.get("ABTEST_ACCESS_LOG"):
             values["access_log"] = _flag(env["ABTEST_ACCESS_LOG"], "ABTEST_ACCESS_LOG")
         values["metrics_token"] = env.get("ABTEST_METRICS_TOKEN") or None
+        values["webhook_url"] = (env.get("ABTEST_WEBHOOK_URL") or "").strip() or None
         if env.get("ABTEST_PUBLIC_URL"):
             values["public_url"] = _public_url(env["ABTEST_PUBLIC_URL"])
         values.update(overrides)
@@ -235,6 +241,13 @@ class Settings:
         """Raise :class:`ConfigError` for settings the service must not run with."""
         if self.refresh_interval > 1.0:
             raise ConfigError("ABTEST_REFRESH_INTERVAL must be at most 1 second")
+        if self.webhook_url is not None:
+            from .webhooks import InvalidWebhook, check_url
+
+            try:
+                check_url(self.webhook_url, production=self.production)
+            except InvalidWebhook as problem:
+                raise ConfigError(f"ABTEST_WEBHOOK_URL: {problem}") from None
         if self.production:
             if (
                 self.secret_key.strip().lower() in _WEAK_SECRETS

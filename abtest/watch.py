@@ -131,6 +131,9 @@ class Watch:
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self._lock = threading.Lock()
+        #: Started and stopped with the watch: other per-process background work
+        #: (the webhooks' evaluator, :mod:`abtest.webhooks`).
+        self.companions: list = []
         reset_after_fork(self)
 
     @property
@@ -265,6 +268,8 @@ class Watch:
                     daemon=True,
                 )
                 self._thread.start()
+        for companion in self.companions:
+            companion.start()
         return self
 
     def look(self) -> None:
@@ -276,6 +281,8 @@ class Watch:
 
     def stop(self) -> None:
         self._stopped.set()
+        for companion in self.companions:
+            companion.stop()
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()

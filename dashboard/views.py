@@ -36,7 +36,7 @@ from flask import (
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from abtest import chartdata, verdicts
+from abtest import chartdata, verdicts, webhooks
 from abtest.model import (
     CLICKS,
     DECIDED,
@@ -551,6 +551,30 @@ def settings(slug: str):
             "allocated this way from now on.",
             "success",
         )
+    return _back_to(slug)
+
+
+@blueprint.post("/<slug>/webhook")
+def webhook(slug: str):
+    """Set or remove the story's webhook URL (:mod:`abtest.webhooks`), audited."""
+    _experiment_or_404(slug)
+    remove = bool(request.form.get("remove"))
+    try:
+        host = webhooks.notifier(current_app).set_url(
+            slug, None if remove else request.form.get("url", ""), g.editor
+        )
+    except webhooks.InvalidWebhook as invalid:
+        abort(400, description=f"Nothing changed: {invalid}.")
+    except LookupError:
+        abort(404, description=f"There is no experiment {slug!r}.")
+    if host:
+        flash(
+            f"Webhook set: {host} gets word when this test is safe to stop, has a proven "
+            "winner, or Redis loses its data.",
+            "success",
+        )
+    else:
+        flash("Webhook removed: this story no longer sends to its own webhook.", "success")
     return _back_to(slug)
 
 

@@ -116,6 +116,7 @@ ACTIONS = [
     "/dashboard/new",
     "/dashboard/logout",
     "/dashboard/data-loss/acknowledge",
+    f"/dashboard/{SLUG}/webhook",
 ]
 
 

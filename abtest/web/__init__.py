@@ -24,6 +24,7 @@ def register(app: Flask) -> None:
     from abtest.dashboard import init_app
 
     init_app(app)
-    from .. import watch
+    from .. import watch, webhooks
 
     watch.init_app(app)
+    webhooks.init_app(app)
