@@ -11,11 +11,12 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, request, session
 
 from ..service import ActionRefused, UnknownExperiment
-from . import context
+from . import context, openapi
 from .ops import bearer_matches
 from .shortcuts import ReaderResponse, article_path, click_path
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+blueprint.add_url_rule(openapi.PATH, "openapi", openapi.view)
 
 
 @blueprint.get("/experiments/<slug>/assignment")

@@ -1,0 +1,867 @@
+"""The OpenAPI 3.1 document of every HTTP endpoint, served at ``/api/v1/openapi.json``.
+
+docs/api.md is the contract in words; this is the same contract for
+programs: each path and method the app answers (reader pages, the JSON API,
+health checks, metrics, the editors' dashboard), its cookies, tokens and
+parameters, and its responses, errors included.  tests/test_openapi.py
+holds it to the app: every route is described here and nothing else is,
+and the service's real responses match the schemas.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from flask import Response, current_app
+
+from .. import __version__
+from ..model import ALLOCATIONS, DEFAULT_CARING, MAX_VARIANTS, MIN_VARIANTS, SLUG_RE, STATUSES
+from .shortcuts import COOKIE
+
+__all__ = ["document", "view", "PATH"]
+
+#: Where the document is served, under the API's prefix.
+PATH = "/openapi.json"
+
+_JSON = "application/json"
+_HTML = "text/html"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(description: str, schema: dict | str = "Error", **extra: Any) -> dict:
+    schema = _ref(schema) if isinstance(schema, str) else schema
+    return {"description": description, "content": {_JSON: {"schema": schema}}, **extra}
+
+
+def _html(description: str, **extra: Any) -> dict:
+    return {"description": description, "content": {_HTML: {"schema": {"type": "string"}}}, **extra}
+
+
+def _redirect(description: str) -> dict:
+    return {
+        "description": description,
+        "headers": {"Location": {"schema": {"type": "string"}, "description": "Where to go."}},
+    }
+
+
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+_UNIT = {"type": "number", "minimum": 0, "maximum": 1}
+_COUNT = {"type": "integer", "minimum": 0}
+_INTERVAL = {"type": "array", "items": _UNIT, "minItems": 2, "maxItems": 2}
+_VARIANT_ID = {"type": "string", "pattern": "^[a-z]$", "description": "a, b, c, ... in order"}
+
+
+def _object(properties: dict, required: list[str] | None = None, **extra: Any) -> dict:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def _schemas() -> dict:
+    note = {
+        "oneOf": [
+            {"type": "null"},
+            _object(
+                {
+                    "code": {
+                        "type": "string",
+                        "enum": ["no_impressions", "no_clicks", "all_clicked"],
+                    },
+                    "message": {"type": "string"},
+                }
+            ),
+        ]
+    }
+    tally = _object({"impressions": _COUNT, "clicks": _COUNT})
+    return {
+        "Error": _object(
+            {"error": {"type": "string", "description": "What went wrong, in words."}},
+            description="Every JSON refusal and error: the API's, the dashboard's JSON and "
+            "/metrics's.",
+        ),
+        "Assignment": _object(
+            {
+                "experiment": {"type": "string"},
+                "variant": _VARIANT_ID,
+                "headline": {"type": "string"},
+                "click_url": {
+                    "type": "string",
+                    "description": "ABTEST_PUBLIC_URL then /c/<token>, else the root-relative "
+                    "path /c/<token>; /articles/<slug> for a reader served uncounted.  Never "
+                    "built from the request's Host.",
+                },
+            }
+        ),
+        "ExperimentState": _object(
+            {
+                "experiment": {"type": "string"},
+                "status": {"type": "string", "enum": list(STATUSES)},
+                "winner": {"oneOf": [_VARIANT_ID, {"type": "null"}]},
+            },
+            description="An action's result: the experiment's new state.",
+        ),
+        "Live": _object({"status": {"const": "ok"}}),
+        "Ready": {
+            "oneOf": [
+                _object({"status": {"const": "ok"}, "redis": {"const": "ok"}}),
+                _object({"status": {"const": "unavailable"}, "reason": {"type": "string"}}),
+            ]
+        },
+        "Note": note,
+        "Excluded": _object(
+            {"bot": tally, "prefetch": tally, "rate-limited": tally},
+            description="Readers of this headline served but not counted, in none of the "
+            "statistics.",
+        ),
+        "Variant": _object(
+            {
+                "id": _VARIANT_ID,
+                "headline": {"type": "string"},
+                "impressions": _COUNT,
+                "clicks": _COUNT,
+                "ctr": {**_UNIT, "description": "clicks / impressions (0.0 without impressions)"},
+                "ctr_ci": {
+                    "oneOf": [_INTERVAL, {"type": "null"}],
+                    "description": "Wilson score interval at level 1 - alpha; null without "
+                    "impressions",
+                },
+                "allocation": {**_UNIT, "description": "this variant's share of impressions"},
+                "prob_best": {**_UNIT, "description": "P(this CTR is the highest)"},
+                "expected_loss": {
+                    "type": "number",
+                    "minimum": 0,
+                    "description": "E[max CTR - this CTR]",
+                },
+                "note": _ref("Note"),
+                "excluded": _ref("Excluded"),
+            }
+        ),
+        "StatsDocument": _object(
+            {
+                "experiment": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "string", "enum": list(STATUSES)},
+                "winner": {"oneOf": [_VARIANT_ID, {"type": "null"}]},
+                "created_at": {"type": "number", "description": "Unix time"},
+                "variants": {
+                    "type": "array",
+                    "items": _ref("Variant"),
+                    "minItems": MIN_VARIANTS,
+                    "maxItems": MAX_VARIANTS,
+                },
+                "tests": _object(
+                    {
+                        "chi_square": _object(
+                            {
+                                "statistic": _NULLABLE_NUMBER,
+                                "dof": _COUNT,
+                                "p_value": _NULLABLE_NUMBER,
+                                "note": _ref("Note"),
+                            },
+                            description="Pearson's test of independence, no continuity "
+                            "correction: valid at one planned look only",
+                        ),
+                        "pairwise": {
+                            "type": "array",
+                            "description": "Every pair a < b (indices): two-sided pooled "
+                            "two-proportion z-tests, Holm-adjusted",
+                            "items": _object(
+                                {
+                                    "a": _COUNT,
+                                    "b": _COUNT,
+                                    "diff": _NULLABLE_NUMBER,
+                                    "z": _NULLABLE_NUMBER,
+                                    "p_value": _NULLABLE_NUMBER,
+                                    "p_holm": _NULLABLE_NUMBER,
+                                    "note": _ref("Note"),
+                                }
+                            ),
+                        },
+                        "sequential": _object(
+                            {
+                                "cs": {
+                                    "type": "array",
+                                    "items": _INTERVAL,
+                                    "description": "anytime-valid intervals, all together "
+                                    "at level 1 - alpha",
+                                },
+                                "e_values": {
+                                    "type": "array",
+                                    "items": _object(
+                                        {
+                                            "a": _COUNT,
+                                            "b": _COUNT,
+                                            "a_beats_b": {"type": "number", "minimum": 0},
+                                            "b_beats_a": {"type": "number", "minimum": 0},
+                                        }
+                                    ),
+                                },
+                                "threshold": {
+                                    "type": "number",
+                                    "description": "(K - 1) / alpha: the evidence a proven "
+                                    "winner needs against each other variant",
+                                },
+                                "call": _object(
+                                    {
+                                        "winner": {"oneOf": [_VARIANT_ID, {"type": "null"}]},
+                                        "proven": {"type": "boolean"},
+                                    }
+                                ),
+                            },
+                            description="Anytime-valid: valid at every look, under any "
+                            "allocation (docs/decisions.md)",
+                        ),
+                    }
+                ),
+                "decision": _object(
+                    {
+                        "leader": {"oneOf": [_VARIANT_ID, {"type": "null"}]},
+                        "expected_loss": {"type": "number", "minimum": 0},
+                        "loss_if_not_best": _NULLABLE_NUMBER,
+                        "safe_to_stop": {"type": "boolean"},
+                        "threshold": {"type": "number", "minimum": 0},
+                        "readers_to_call": _object(
+                            {
+                                "proven": {"type": ["integer", "null"]},
+                                "safe_to_stop": {"type": ["integer", "null"]},
+                                "horizon": _COUNT,
+                            },
+                            description="More readers until each is likely; null: not "
+                            "within the horizon",
+                        ),
+                    },
+                    description="Can I stop now? In clicks per reader (Bayesian).",
+                ),
+                "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                "notes": {"type": "array", "items": _ref("Note")},
+            },
+            description="docs/api.md#the-stats-document, key by key.",
+        ),
+    }
+
+
+_SLUG = {
+    "name": "slug",
+    "in": "path",
+    "required": True,
+    "description": "The experiment's slug.",
+    "schema": {"type": "string", "pattern": SLUG_RE.pattern},
+}
+
+#: What every reader request may carry.
+_READER_PARAMETERS = [
+    {
+        "name": COOKIE,
+        "in": "cookie",
+        "required": False,
+        "description": "The visitor cookie (HttpOnly, SameSite=Lax, 30 days): a signed random "
+        "id and the headline this visitor was shown in each experiment.  Missing, forged "
+        "or malformed: a new visitor.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "User-Agent",
+        "in": "header",
+        "required": False,
+        "description": "Crawlers and link previewers (including curl, wget and "
+        "python-requests) get the default headline, counted as excluded (bot), never as "
+        "an impression.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "Sec-Purpose",
+        "in": "header",
+        "required": False,
+        "description": "prefetch (also Purpose: prefetch, X-Moz: prefetch, X-Purpose: "
+        "preview): a browser prefetch, served the default headline, counted as excluded.",
+        "schema": {"type": "string"},
+    },
+]
+
+_SET_COOKIE = {
+    "Set-Cookie": {
+        "description": f"{COOKIE}, when this request assigned the visitor a headline that "
+        "Redis counted.",
+        "schema": {"type": "string"},
+    },
+    "Cache-Control": {"description": "private, no-store", "schema": {"type": "string"}},
+}
+
+_BEARER = [{"apiToken": []}]
+_EDITOR = [{"editorSession": []}]
+
+_CSRF = {
+    "csrf_token": {
+        "type": "string",
+        "description": "The token in the page's form (Flask-WTF); without it: 400, nothing "
+        "changed.",
+    }
+}
+
+
+def _form(properties: dict, required: list[str] | None = None) -> dict:
+    schema = {
+        "type": "object",
+        "properties": {**properties, **_CSRF},
+        "required": ["csrf_token", *(required or [])],
+    }
+    return {
+        "required": True,
+        "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+    }
+
+
+def _api_action(summary: str, applies: str, body: dict | None = None) -> dict:
+    operation = {
+        "tags": ["actions"],
+        "summary": summary,
+        "description": f"Applies to {applies}.  Kept in the experiment's audit log with "
+        "`api` as the editor.  Refusals come in the order listed: 403, 401, 404, 400, 409.",
+        "security": _BEARER,
+        "parameters": [_SLUG],
+        "responses": {
+            "200": _json("The experiment's new state.", "ExperimentState"),
+            "401": _json(
+                "The token is missing or wrong, whatever the slug.",
+                headers={"WWW-Authenticate": {"schema": {"const": 'Bearer realm="abtest"'}}},
+            ),
+            "403": _json("No ABTEST_API_TOKEN is configured: actions on the API are off."),
+            "404": _json("No experiment has this slug."),
+            "409": _json("The action does not apply in the experiment's state."),
+        },
+    }
+    if body is not None:
+        operation["requestBody"] = body
+        operation["responses"]["400"] = _json(
+            'The body is not {"variant": "<id>"} naming one of the experiment\'s variants.'
+        )
+    return operation
+
+
+def _page(summary: str, description: str = "", tag: str = "dashboard", **responses) -> dict:
+    operation = {"tags": [tag], "summary": summary}
+    if description:
+        operation["description"] = description
+    if tag == "dashboard":
+        operation["security"] = _EDITOR
+    operation["responses"] = {
+        "200": _html("The page."),
+        **(
+            {"302": _redirect("Not signed in: to /dashboard/login?next=<this page>.")}
+            if tag == "dashboard"
+            else {}
+        ),
+        **responses,
+    }
+    return operation
+
+
+def _dashboard_post(summary: str, form: dict, done: str = "", **responses) -> dict:
+    return {
+        "tags": ["dashboard"],
+        "summary": summary,
+        "security": _EDITOR,
+        "requestBody": form,
+        "responses": {
+            "303": _redirect(done or "Done (or refused, with a message on the page it leads to)."),
+            "400": _html("A missing or expired CSRF token, or a malformed form: nothing changed."),
+            **responses,
+        },
+    }
+
+
+def _dashboard_json(summary: str, description: str, schema: dict) -> dict:
+    return {
+        "tags": ["dashboard"],
+        "summary": summary,
+        "description": description,
+        "security": _EDITOR,
+        "responses": {
+            "200": _json("The data.", schema),
+            "401": _json("Not signed in (never a redirect)."),
+        },
+    }
+
+
+_NOT_FOUND_PAGE = _html("No such experiment.")
+_SLUG_PAGE_PARAMETERS = [_SLUG]
+_VARIANT_QUERY = {
+    "name": "variant",
+    "in": "query",
+    "required": False,
+    "description": "The headline to choose (a, b, ...); without it, the leader.",
+    "schema": {"type": "string"},
+}
+
+
+def _paths() -> dict:
+    fragments = {"type": "object", "additionalProperties": {"type": "string"}}
+    return {
+        # -- readers -------------------------------------------------------------
+        "/": {
+            "get": {
+                "tags": ["readers"],
+                "summary": "The front page",
+                "description": "A teaser per published, unarchived story: the visitor's "
+                "headline (a new visitor is assigned one, counted as an impression), the first "
+                "paragraph, and the headline as a link through /c/<token>.",
+                "parameters": _READER_PARAMETERS,
+                "responses": {"200": _html("The front page.", headers=_SET_COOKIE)},
+            }
+        },
+        "/articles/{slug}": {
+            "get": {
+                "tags": ["readers"],
+                "summary": "A story under the visitor's headline",
+                "description": "A visitor without a headline here is assigned one, counted as "
+                "an impression.",
+                "parameters": [_SLUG, *_READER_PARAMETERS],
+                "responses": {
+                    "200": _html("The story.", headers=_SET_COOKIE),
+                    "404": _html("No published story has this slug."),
+                },
+            }
+        },
+        "/c/{token}": {
+            "get": {
+                "tags": ["readers"],
+                "summary": "Follow a headline: count the click, then go to the story",
+                "description": "A click counts once per visitor per experiment, only from the "
+                "browser whose cookie the token was signed for and only for the headline it "
+                "was shown.  An expired but genuine link still leads to the story, uncounted.",
+                "parameters": [
+                    {
+                        "name": "token",
+                        "in": "path",
+                        "required": True,
+                        "description": "A click token (experiment, variant, a hash of the "
+                        "visitor id, a time), signed with itsdangerous; it lives "
+                        "ABTEST_CLICK_TOKEN_TTL seconds.",
+                        "schema": {"type": "string"},
+                    },
+                    *_READER_PARAMETERS,
+                ],
+                "responses": {
+                    "303": _redirect("To /articles/<slug>, counted or not."),
+                    "400": _html("A malformed or forged token."),
+                    "403": _html("A token made for another browser or another headline."),
+                    "404": _html("The token's experiment does not exist."),
+                },
+            }
+        },
+        "/static/{filename}": {
+            "get": {
+                "tags": ["readers"],
+                "summary": "The reader pages' stylesheet",
+                "parameters": [_FILENAME],
+                "responses": {"200": {"description": "The file."}, "404": _html("No such file.")},
+            }
+        },
+        # -- the JSON API -------------------------------------------------------------
+        "/api/v1/experiments/{slug}/assignment": {
+            "get": {
+                "tags": ["readers"],
+                "summary": "A headline for a page that isn't ours",
+                "description": "The same choice as the front page, for one experiment, as "
+                "JSON; counts an impression like /.  For pages on the same site: the visitor "
+                "cookie is first-party, SameSite=Lax.",
+                "parameters": [_SLUG, *_READER_PARAMETERS],
+                "responses": {
+                    "200": _json("The visitor's headline.", "Assignment", headers=_SET_COOKIE),
+                    "404": _json("No published experiment has this slug."),
+                },
+            }
+        },
+        "/api/v1/experiments/{slug}/stats": {
+            "get": {
+                "tags": ["stats"],
+                "summary": "The stats document",
+                "description": "For a signed-in editor or a Bearer-token caller.",
+                "security": [{"apiToken": []}, {"editorSession": []}],
+                "parameters": [_SLUG],
+                "responses": {
+                    "200": _json("The stats document.", "StatsDocument"),
+                    "401": _json(
+                        "Neither an editor's session nor the right token.",
+                        headers={
+                            "WWW-Authenticate": {"schema": {"const": 'Bearer realm="abtest"'}}
+                        },
+                    ),
+                    "404": _json("No experiment has this slug."),
+                },
+            }
+        },
+        "/api/v1/experiments/{slug}/pause": {
+            "post": _api_action(
+                "Pause a test: every reader gets headline A, uncounted", "a running test"
+            )
+        },
+        "/api/v1/experiments/{slug}/resume": {
+            "post": _api_action("Resume a paused test", "a paused test")
+        },
+        "/api/v1/experiments/{slug}/reopen": {
+            "post": _api_action("Reopen a decided test: readers are tested again", "a decided test")
+        },
+        "/api/v1/experiments/{slug}/decide": {
+            "post": _api_action(
+                "Choose the winner: every reader gets it, counting stops",
+                "a running or paused test",
+                body={
+                    "required": True,
+                    "content": {
+                        _JSON: {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "variant": {
+                                        "type": "string",
+                                        "description": "A variant id, any case: b or B",
+                                    }
+                                },
+                                "required": ["variant"],
+                            }
+                        }
+                    },
+                },
+            )
+        },
+        "/api/v1" + PATH: {
+            "get": {
+                "tags": ["operations"],
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.1", "content": {_JSON: {}}}},
+            }
+        },
+        # -- operations -------------------------------------------------------------
+        "/healthz/live": {"get": _live("What a load balancer probes")},
+        "/healthz": {"get": _live("The same as /healthz/live")},
+        "/healthz/ready": {
+            "get": {
+                "tags": ["operations"],
+                "summary": "Readiness: Redis answers and holds the stories",
+                "description": "What an orchestrator's readiness check probes.",
+                "responses": {
+                    "200": _json("Ready.", "Ready"),
+                    "503": _json("Not ready, and why.", "Ready"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "tags": ["operations"],
+                "summary": "Prometheus metrics",
+                "description": "Requests by route and status, impressions and clicks by "
+                "outcome and reason, Redis latency, the circuit breaker (docs/operations.md).",
+                "security": [{"metricsToken": []}],
+                "responses": {
+                    "200": {
+                        "description": "The Prometheus text format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "401": _json("A missing or wrong token."),
+                    "404": _json("Neither ABTEST_METRICS_TOKEN nor ABTEST_API_TOKEN is set."),
+                },
+            }
+        },
+        # -- the dashboard ------------------------------------------------------------
+        "/dashboard/login": {
+            "get": _page("The sign-in form", tag="dashboard-public"),
+            "post": {
+                "tags": ["dashboard-public"],
+                "summary": "Sign in",
+                "description": "Ten failed sign-ins for one name from one address lock that "
+                "name out there for 15 minutes.",
+                "requestBody": _form(
+                    {
+                        "username": {"type": "string"},
+                        "password": {"type": "string", "format": "password"},
+                        "next": {"type": "string", "description": "A path on this site."},
+                    },
+                    ["username", "password"],
+                ),
+                "responses": {
+                    "303": _redirect("Signed in: to next, else /dashboard/."),
+                    "400": _html("A missing or expired CSRF token."),
+                    "401": _html("The name and password don't match an editor."),
+                    "429": _html(
+                        "Locked out for now.",
+                        headers={"Retry-After": {"schema": {"type": "integer"}}},
+                    ),
+                },
+            },
+        },
+        "/dashboard/logout": {
+            "post": _dashboard_post(
+                "Sign out (with everywhere=1: every session of this editor)",
+                _form({"everywhere": {"type": "string"}}),
+                "Signed out: to /dashboard/login.",
+            )
+        },
+        "/dashboard/": {"get": _page("The experiments, with their verdicts")},
+        "/dashboard/api/experiments": {
+            "get": _dashboard_json(
+                "The list's live data",
+                "What the open list fetches every few seconds.",
+                {
+                    "type": "object",
+                    "properties": {
+                        "updated_at": {"type": "string"},
+                        "updated_at_text": {"type": "string"},
+                        "experiments": {"type": "array", "items": {"type": "object"}},
+                        "fragments": fragments,
+                    },
+                },
+            )
+        },
+        "/dashboard/{slug}": {
+            "get": {
+                **_page(
+                    "One experiment, live: verdict, table, tests, charts, audit log",
+                    **{"404": _NOT_FOUND_PAGE},
+                ),
+                "parameters": [
+                    _SLUG,
+                    {
+                        "name": "every",
+                        "in": "query",
+                        "required": False,
+                        "description": "Seconds between live updates (0.5 to 300).",
+                        "schema": {"type": "number"},
+                    },
+                ],
+            }
+        },
+        "/dashboard/api/experiments/{slug}": {
+            "get": {
+                **_dashboard_json(
+                    "One experiment's live data",
+                    "What the open experiment page fetches every few seconds: its state, the "
+                    "stats document and the page's fragments.",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "experiment": {"type": "string"},
+                            "status": {"type": "string", "enum": list(STATUSES)},
+                            "report": _ref("StatsDocument"),
+                            "fragments": fragments,
+                        },
+                    },
+                ),
+                "parameters": [_SLUG],
+            }
+        },
+        "/dashboard/{slug}/decide": {
+            "parameters": [_SLUG],
+            "get": {
+                **_page(
+                    "Confirm the winner: the verdict and what choosing now costs",
+                    **{
+                        "400": _html("A variant that is not a headline's letter."),
+                        "404": _html("No such experiment, or no such headline."),
+                    },
+                ),
+                "parameters": [_VARIANT_QUERY],
+            },
+            "post": _dashboard_post(
+                "Choose the winner: every reader gets it from the next request on",
+                _form({"variant": {"type": "string"}}, ["variant"]),
+            ),
+        },
+        "/dashboard/{slug}/pause": {
+            "parameters": [_SLUG],
+            "post": _dashboard_post("Pause: the story stays, headline A, uncounted", _form({})),
+        },
+        "/dashboard/{slug}/resume": {
+            "parameters": [_SLUG],
+            "post": _dashboard_post("Resume a paused test", _form({})),
+        },
+        "/dashboard/{slug}/reopen": {
+            "parameters": [_SLUG],
+            "get": _page(
+                "Confirm reopening: the losing headlines come back to readers",
+                **{"404": _NOT_FOUND_PAGE},
+            ),
+            "post": _dashboard_post("Reopen a decided test", _form({})),
+        },
+        "/dashboard/{slug}/settings": {
+            "parameters": [_SLUG],
+            "post": _dashboard_post(
+                "Change the allocation and the threshold of caring",
+                _form(
+                    {
+                        "allocation": {"type": "string", "enum": list(ALLOCATIONS)},
+                        "caring": {
+                            "type": "string",
+                            "description": f"Percent of the leader's CTR ({DEFAULT_CARING:.0%} "
+                            "by default).",
+                        },
+                    }
+                ),
+            ),
+        },
+        "/dashboard/{slug}/webhook": {
+            "parameters": [_SLUG],
+            "post": _dashboard_post(
+                "Set or remove this experiment's webhook URL",
+                _form({"url": {"type": "string"}, "remove": {"type": "string"}}),
+                **{"404": _NOT_FOUND_PAGE},
+            ),
+        },
+        "/dashboard/new": {
+            "get": _page("The new-experiment form"),
+            "post": _dashboard_post(
+                "Create an experiment",
+                _form(
+                    {
+                        "slug": {"type": "string", "pattern": SLUG_RE.pattern},
+                        "title": {"type": "string"},
+                        "headlines": {"type": "string", "description": "One per line."},
+                        "body": {"type": "string"},
+                        "allocation": {"type": "string", "enum": list(ALLOCATIONS)},
+                        "caring": {"type": "string"},
+                    }
+                ),
+                "Created: to its page.",
+                **{"200": _html("The form again, each mistake named.")},
+            ),
+        },
+        "/dashboard/{slug}/counts.csv": {
+            "get": _export("Each headline's counts", "text/csv"),
+        },
+        "/dashboard/{slug}/series.csv": {
+            "get": {
+                **_export("Counts over time", "text/csv"),
+                "parameters": [
+                    _SLUG,
+                    {
+                        "name": "resolution",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["minute", "hour"]},
+                    },
+                ],
+            }
+        },
+        "/dashboard/{slug}/export.json": {
+            "get": _export("Counts, series, stats and the audit log", _JSON),
+        },
+        "/dashboard/data-loss/acknowledge": {
+            "post": _dashboard_post(
+                "Say you have seen the warning that Redis lost its data", _form({})
+            ),
+        },
+        "/dashboard/static/{filename}": {
+            "get": {
+                "tags": ["dashboard-public"],
+                "summary": "The dashboard's scripts and styles",
+                "parameters": [_FILENAME],
+                "responses": {"200": {"description": "The file."}, "404": _html("No such file.")},
+            }
+        },
+    }
+
+
+_FILENAME = {"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _live(summary: str) -> dict:
+    return {
+        "tags": ["operations"],
+        "summary": summary,
+        "description": "200 whenever the process serves requests; never touches Redis.",
+        "responses": {"200": _json("Live.", "Live")},
+    }
+
+
+def _export(summary: str, media_type: str) -> dict:
+    return {
+        "tags": ["dashboard"],
+        "summary": summary,
+        "security": _EDITOR,
+        "parameters": [_SLUG],
+        "responses": {
+            "200": {
+                "description": "A download (Content-Disposition: attachment).",
+                "content": {media_type: {}},
+            },
+            "302": _redirect("Not signed in: to /dashboard/login."),
+            "404": _NOT_FOUND_PAGE,
+        },
+    }
+
+
+@functools.cache
+def _document(public_url: str | None, session_cookie: str) -> str:
+    return json.dumps(document(public_url, session_cookie), ensure_ascii=False)
+
+
+def document(public_url: str | None = None, session_cookie: str = "session") -> dict:
+    """The OpenAPI document; ``public_url`` (ABTEST_PUBLIC_URL) is its server when set."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "abtest",
+            "version": __version__,
+            "summary": "Headline A/B testing for newsrooms.",
+            "description": "The contract in words, with the counting rules and their "
+            'reasons: docs/api.md.  Every JSON refusal is {"error": message}; every page '
+            "refusal is a short HTML page; nothing ever shows a stack trace.  A request "
+            "body over ABTEST_MAX_BODY gets 413 unread, a wrong method 405 with Allow, and "
+            "a Redis outage 503 with Retry-After wherever Redis is needed (reader pages are "
+            "still served, uncounted).",
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "servers": [{"url": public_url or "/"}],
+        "tags": [
+            {"name": "readers", "description": "What readers' browsers ask for."},
+            {"name": "stats", "description": "The stats document."},
+            {"name": "actions", "description": "The dashboard's actions, for scripts."},
+            {"name": "operations", "description": "Health checks, metrics, this document."},
+            {"name": "dashboard", "description": "The editors' pages (signed in)."},
+            {"name": "dashboard-public", "description": "Signing in, and the dashboard's files."},
+        ],
+        "paths": _paths(),
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "apiToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "ABTEST_API_TOKEN; in development, generated into the data "
+                    "directory (`abtest api-token` prints it).",
+                },
+                "metricsToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "ABTEST_METRICS_TOKEN, else the API token.",
+                },
+                "editorSession": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": session_cookie,
+                    "description": "An editor's session, from signing in at /dashboard/login "
+                    "(HttpOnly, SameSite=Lax; kept in Redis, ended by signing out, by the "
+                    "editor's removal or after ABTEST_SESSION_IDLE without a request).  "
+                    "Every POST also carries the page's CSRF token.",
+                },
+            },
+        },
+    }
+
+
+def view() -> Response:
+    """``GET /api/v1/openapi.json``: public, like the pages it describes."""
+    settings = current_app.extensions["abtest"]["settings"]
+    body = _document(settings.public_url, current_app.config["SESSION_COOKIE_NAME"])
+    response = Response(body, mimetype=_JSON)
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
