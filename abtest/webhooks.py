@@ -77,7 +77,7 @@ from . import keys, verdicts
 from .forks import reset_after_fork
 from .model import RUNNING
 from .report import ExperimentReport
-from .store import StoreError
+from .store import REDIS_ERRORS, StoreError
 
 __all__ = [
     "PROVEN_WINNER",
@@ -539,8 +539,8 @@ class Notifier:
 
         With ``lock``, only if no other process evaluated within the interval.
         Returns how many deliveries were queued.  Raises
-        :class:`~abtest.store.StoreError` or :class:`redis.RedisError` when
-        Redis does not answer.
+        :class:`~abtest.store.StoreError` or one of
+        :data:`~abtest.store.REDIS_ERRORS` when Redis does not answer.
         """
         if lock and not self.redis.set(
             keys.WEBHOOKS_EVALUATING, self.name, nx=True, px=max(1, int(self.interval * 1000))
@@ -727,7 +727,7 @@ def _evaluate_until(ref: weakref.ref, stopped: threading.Event, interval: float)
         try:
             notifier.evaluate()
             failing = False
-        except (StoreError, redis.RedisError) as error:
+        except (StoreError, *REDIS_ERRORS) as error:
             if not failing:
                 log.warning("webhook events not evaluated (Redis: %s)", error)
             failing = True

@@ -49,6 +49,7 @@ def test_every_variable_is_read(tmp_path):
             "ABTEST_METRICS_TOKEN": STRONG_TOKEN[::-1],
             "ABTEST_SESSION_IDLE": "900",
             "ABTEST_MAX_BODY": "65536",
+            "ABTEST_WEBHOOK_URL": "https://hooks.example.com/services/T0/B0/x",
         }
     )
     assert settings.production and settings.redis_url == "redis://example:6379/2"
@@ -73,6 +74,7 @@ def test_every_variable_is_read(tmp_path):
     assert (settings.breaker_backoff, settings.access_log) == (2.5, True)
     assert settings.metrics_token == STRONG_TOKEN[::-1]
     assert (settings.session_idle, settings.max_body) == (900, 65536)
+    assert settings.webhook_url == "https://hooks.example.com/services/T0/B0/x"
 
 
 @pytest.mark.parametrize(
