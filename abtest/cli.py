@@ -237,6 +237,7 @@ def _service() -> Iterator[Service]:
         connection = connect(url, timeout=5)
         stack.callback(connection.close)
         service = Service.from_settings(settings, connection)
+        stack.callback(service.stop)  # its background refresher ends before the connection
         try:
             if settings.load_seed:
                 service.ensure_seed()
