@@ -106,8 +106,10 @@ class Settings:
     #: ``ABTEST_ENV``: ``development`` or ``production``.  Production refuses
     #: to start with a default, generated or weak secret key.
     env: str = "development"
-    #: ``REDIS_URL``: ``redis://host:port/db`` or ``unix:///path.sock``.  Unset:
-    #: ``abtest serve`` starts its embedded Redis server.
+    #: ``REDIS_URL``: ``redis://host:port/db`` or ``unix:///path.sock``; a Redis
+    #: Cluster as ``redis+cluster://host:port,host:port,...``; a Sentinel-watched
+    #: primary as ``redis+sentinel://host:port,.../service`` (:mod:`abtest.redis_urls`).
+    #: Unset: ``abtest serve`` starts its embedded Redis server.
     redis_url: str | None = None
     #: ``ABTEST_DATA_DIR``: the embedded Redis's data (RDB + append-only file)
     #: and the generated development secrets.
@@ -241,6 +243,13 @@ class Settings:
         """Raise :class:`ConfigError` for settings the service must not run with."""
         if self.refresh_interval > 1.0:
             raise ConfigError("ABTEST_REFRESH_INTERVAL must be at most 1 second")
+        if self.redis_url is not None:
+            from .redis_urls import InvalidRedisURL, parse
+
+            try:
+                parse(self.redis_url)
+            except InvalidRedisURL as problem:
+                raise ConfigError(f"REDIS_URL: {problem}") from None
         if self.webhook_url is not None:
             from .webhooks import InvalidWebhook, check_url
 
