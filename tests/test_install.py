@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, free_port, subprocess_env
+from helpers import SLUG
 from packaging.requirements import Requirement
 
 from abtest import embedded
@@ -182,3 +183,24 @@ def test_the_compose_file_gives_the_image_a_redis_url():
     """The image has no embedded Redis, so compose must name one."""
     compose = (REPO / "docker-compose.yml").read_text()
     assert re.search(r"^\s+REDIS_URL: redis://redis:6379/0$", compose, re.MULTILINE)
+
+
+# -- the newcomer's first look --------------------------------------------------
+
+
+def test_readmes_curl_example_is_counted_and_plain_curl_is_not(client, service):
+    """README says plain curl is a bot, and gives a browser-like User-Agent that counts."""
+    readme = (REPO / "README.md").read_text()
+    (example,) = re.findall(r'curl -A "([^"]+)"', readme)
+    assert re.search(r"`curl`, `wget`, `python-requests`", readme)
+    for plain in ("curl/8.5.0", "Wget/1.21.4", "python-requests/2.32.3"):
+        assert client.get("/", headers={"User-Agent": plain}).status_code == 200
+    assert sum(service.fresh(SLUG).impressions) == 0
+    assert client.get("/", headers={"User-Agent": example}).status_code == 200
+    assert sum(service.fresh(SLUG).impressions) == 1
+
+
+def test_readmes_stats_example_takes_the_token_from_the_command():
+    readme = (REPO / "README.md").read_text()
+    assert 'Bearer $(abtest api-token)"' in readme
+    assert ".local/share/abtest/api_token" not in readme
