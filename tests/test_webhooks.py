@@ -595,3 +595,34 @@ def test_a_forked_child_starts_with_no_deliveries_and_no_thread(make_app):
         os._exit(0 if sender.pending() == 0 and sender._thread is None else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+# -- a real server ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_real_server_sends_once_from_its_workers(tmp_path, receiver, redis_client, redis_url):
+    """Under ``abtest serve`` every worker evaluates (started with the watch after the
+    fork), and the story's event still arrives once."""
+    from serving import Serve, wait_until
+
+    def tries() -> list[tuple]:
+        audit = [json.loads(e) for e in redis_client.lrange(keys.audit(SLUG), 0, -1)]
+        return [(e["event"], e["status"], e["outcome"]) for e in audit if e["action"] == "webhook"]
+
+    url = receiver.url("/newsroom")
+    with Serve(tmp_path / "data", workers=2, REDIS_URL=redis_url, ABTEST_WEBHOOK_URL=url):
+        set_counts(redis_client, ALIKE)
+        (request,) = receiver.wait_for(1)
+        assert request["json"]["event"] == SAFE_TO_STOP
+        wait_until(tries, DEADLINE, "the try in the audit log")
+        # An evaluation after the one that sent (the lock taken afresh) sends nothing.
+        seen = [redis_client.pttl(keys.WEBHOOKS_EVALUATING)]
+
+        def evaluated_again() -> bool:
+            seen.append(redis_client.pttl(keys.WEBHOOKS_EVALUATING))
+            return seen[-1] > 0 and (seen[-2] < 0 or seen[-1] > seen[-2])
+
+        wait_until(evaluated_again, DEADLINE, "another evaluation")
+        assert tries() == [(SAFE_TO_STOP, 200, DELIVERED)]
+    assert len(receiver.received()) == 1
