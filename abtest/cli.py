@@ -90,17 +90,24 @@ def main() -> None:
     default=max(2, os.cpu_count() or 1),
     show_default="number of cores, at least 2",
     type=click.IntRange(1, 256),
-    help="gunicorn worker processes.",
+    help="Worker processes.",
 )
 @click.option(
     "--threads",
-    default=8,  # abtest.gunicorn.DEFAULT_THREADS, named there with the reason
+    default=8,  # abtest.server.DEFAULT_THREADS, named there with the reason
     show_default=True,
     type=click.IntRange(1, 256),
     help=(
-        "Threads per worker (gunicorn's gthread workers; 1: sync workers, where one "
-        "slow Redis call holds up every request behind it)."
+        "Requests each worker serves at once (granian's blocking threads, gunicorn's "
+        "gthread threads; 1: one slow Redis call holds up every request behind it)."
     ),
+)
+@click.option(
+    "--server",
+    default="granian",  # abtest.server.DEFAULT_SERVER
+    show_default=True,
+    type=click.Choice(["granian", "gunicorn"]),  # abtest.server.SERVERS
+    help="The WSGI server to run the service under.",
 )
 @click.option(
     "--access-log/--no-access-log",
@@ -120,8 +127,8 @@ def main() -> None:
     default=None,
     help="Embedded Redis data and development secrets (also ABTEST_DATA_DIR).",
 )
-def serve(host, port, workers, threads, access_log, redis_url, data_dir) -> None:
-    """Run the service under gunicorn (with an embedded Redis if none is configured).
+def serve(host, port, workers, threads, server, access_log, redis_url, data_dir) -> None:
+    """Run the service under granian or gunicorn (with an embedded Redis if none is configured).
 
     The embedded Redis is restarted if it dies (its append-only file keeps
     the counts), and stops with the service, even one killed with SIGKILL.
@@ -153,7 +160,7 @@ def serve(host, port, workers, threads, access_log, redis_url, data_dir) -> None
         click.echo(f"abtest: embedded Redis at {embedded.socket}, data in {settings.data_dir}")
     try:
         from .dashboard.auth import Editors
-        from .gunicorn import run
+        from .server import ServeError, run
 
         click.echo(
             f"abtest: serving on http://{host}:{port}/ with {workers} worker(s) "
@@ -163,7 +170,10 @@ def serve(host, port, workers, threads, access_log, redis_url, data_dir) -> None
             click.echo(f"abtest: stats API token (development): {settings.api_token}")
         if not Editors(settings).configured:
             click.echo(f"abtest: {NO_EDITOR}", err=True)
-        run(settings, host=host, port=port, workers=workers, threads=threads)
+        try:
+            run(settings, host=host, port=port, workers=workers, threads=threads, server=server)
+        except ServeError as error:
+            raise click.ClickException(str(error)) from None
     finally:
         if embedded is not None:
             embedded.stop()
