@@ -24,4 +24,5 @@ EXPOSE 8000
 # Liveness only (see docker-compose.yml): a Redis outage must not mark the service unhealthy.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz/live', timeout=2).status == 200 else 1)"
-CMD ["abtest", "serve", "--host", "0.0.0.0", "--port", "8000"]
+# granian, abtest serve's default server (`--server gunicorn` for gunicorn).
+CMD ["abtest", "serve", "--server", "granian", "--host", "0.0.0.0", "--port", "8000"]
