@@ -48,6 +48,14 @@ ACTIONS = {
     "resume": "Resumed",
     "reopen": "Reopened",
     "settings": "Changed the settings",
+    "create": "Created",
+    "start": "Started",
+    "schedule": "Scheduled",
+    "unschedule": "Unscheduled",
+    "edit": "Edited the text",
+    "archive": "Archived",
+    "unarchive": "Unarchived",
+    "move": "Moved on the front page",
 }
 
 #: The allocation modes as editors choose between them: (mode, name, the trade
@@ -281,6 +289,8 @@ def audit_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             change = " → ".join(
                 _settings_text(entry.get(key) or {}) for key in ("settings_from", "settings")
             )
+        elif entry["action"] in LIFECYCLE_CHANGES:
+            change = LIFECYCLE_CHANGES[entry["action"]](entry)
         try:
             then = ExperimentReport.from_json(entry["stats"])
         except (KeyError, TypeError, ValueError, IndexError):
@@ -344,6 +354,29 @@ def _webhook_row(entry: dict[str, Any]) -> dict[str, Any]:
         "snapshot": [],
         "verdict": None,
     }
+
+
+def _starts(entry: dict[str, Any]) -> str:
+    return utc(entry["starts_at"]) if isinstance(entry.get("starts_at"), int | float) else "?"
+
+
+#: The audit log's words for an experiment's life (abtest.service): what changed.
+LIFECYCLE_CHANGES = {
+    "create": lambda e: (
+        f"created as {e['status']}" + (f", to start {_starts(e)}" if e.get("starts_at") else "")
+    ),
+    "start": lambda e: (
+        "went live at its start time"
+        if e["editor"] == "schedule"
+        else f"{e['from']} → {e['status']}"
+    ),
+    "schedule": lambda e: f"{e['from']} → starts {_starts(e)}",
+    "unschedule": lambda e: f"{e['from']} → {e['status']}",
+    "edit": lambda e: "changed " + (", ".join(e.get("changed") or []) or "the text"),
+    "archive": lambda e: f"{e['status']}, off the front page",
+    "unarchive": lambda e: f"{e['status']}, back on the front page",
+    "move": lambda e: f"number {e.get('position_from')} → {e.get('position')}",
+}
 
 
 def _settings_text(settings: dict) -> str:

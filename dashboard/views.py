@@ -41,8 +41,10 @@ from abtest.model import (
     CLICKS,
     DECIDED,
     DEFAULT_CARING,
+    DRAFT,
     PAUSED,
     RUNNING,
+    SCHEDULED,
     VARIANT_IDS,
     Definition,
     InvalidExperiment,
@@ -177,6 +179,8 @@ def _template_context() -> dict:
     return {
         "every": _every(),
         "editor": g.get("editor"),
+        "DRAFT": DRAFT,
+        "SCHEDULED": SCHEDULED,
         "RUNNING": RUNNING,
         "PAUSED": PAUSED,
         "DECIDED": DECIDED,
@@ -278,11 +282,14 @@ def logout():
 def _listing() -> dict:
     service = _service()
     now = service.clock()
+    experiments = service.fresh_all()
     rows = [
         present.listing_row(service.report(e.slug, alpha=_alpha(), experiment=e), now)
-        for e in service.fresh_all()
+        for e in experiments
+        if not e.archived  # they have a list of their own (lifecycle.archived)
     ]
-    return {"rows": rows, "updated_at": now}
+    archived = sum(1 for e in experiments if e.archived)
+    return {"rows": rows, "updated_at": now, "archived": archived}
 
 
 @blueprint.get("/")
@@ -333,6 +340,7 @@ def _page_model(slug: str) -> dict:
     stats = report.stats
     return {
         "experiment": experiment,
+        "life": lifecycle.life(experiment, now),
         "report": report,
         "rows": present.variant_rows(report),
         "verdict": present.verdict_view(report, timeline.readers_per_second()),
@@ -368,14 +376,17 @@ FRAGMENTS = {
     "tests": "dashboard_part_tests.html",
     "charts": "dashboard_part_charts.html",
     "audit": "dashboard_part_audit.html",
+    "lifecycle": "dashboard_part_lifecycle.html",
 }
 
 
 @blueprint.get("/<slug>")
 def experiment(slug: str):
     model = _page_model(slug)
+    # A draft or scheduled story has no readers yet: its text, previews and publishing.
+    published = model["experiment"].published
     return render_template(
-        "dashboard_experiment.html",
+        "dashboard_experiment.html" if published else "dashboard_draft.html",
         m=model,
         refresh_seconds=_refresh_seconds(),
     )
@@ -590,11 +601,23 @@ def new():
         "body": "",
         "allocation": CLICKS,
         "caring": present.caring_percent(DEFAULT_CARING),
+        "starts_at": "",
     }
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
         values = {field: request.form.get(field, "") for field in values}
+        # Which button: start testing now (the default), save as a draft, or schedule.
+        then = request.form.get("then", "start")
+        if then not in NEW_STATUSES:
+            abort(
+                400, description="Nothing was created: start it, save it as a draft or schedule it."
+            )
+        starts_at = None
+        if then == "schedule":
+            starts_at = lifecycle.parse_start(values["starts_at"])
+            if starts_at is None:
+                errors["starts_at"] = "give the start time as a date and a time (UTC)"
         headlines = [line.strip() for line in values["headlines"].splitlines() if line.strip()]
         data = {
             "slug": values["slug"].strip().lower(),
@@ -606,21 +629,29 @@ def new():
         try:
             definition = Definition.from_mapping(data)
         except InvalidExperiment as invalid:
-            errors = dict(invalid.errors)
+            errors |= invalid.errors
         try:
             allocation, caring = _settings_from_form()
         except InvalidExperiment as invalid:
             errors |= invalid.errors
         if not errors:
-            if not _service().create(definition, allocation=allocation, caring=caring):
-                errors["slug"] = f"“{definition.slug}” is taken by another experiment"
-            else:
-                current_app.logger.info("editor %s created %s", g.editor, definition.slug)
-                flash(
-                    f"Created with {len(definition.headlines)} headlines. "
-                    "Readers are being tested from now on.",
-                    "success",
+            try:
+                created = _service().create(
+                    definition,
+                    allocation=allocation,
+                    caring=caring,
+                    status=NEW_STATUSES[then],
+                    starts_at=starts_at,
+                    editor=g.editor,
                 )
+            except InvalidExperiment as invalid:  # a start time that has passed
+                errors |= invalid.errors
+                created = None
+            if created is False:
+                errors["slug"] = f"“{definition.slug}” is taken by another experiment"
+            elif created:
+                current_app.logger.info("editor %s created %s", g.editor, definition.slug)
+                flash(_created_words(definition, then, starts_at), "success")
                 return redirect(url_for("dashboard.experiment", slug=definition.slug), code=303)
         status = 422
     return (
@@ -629,9 +660,26 @@ def new():
             values=values,
             errors=errors,
             choices=present.ALLOCATION_CHOICES,
+            now_utc=present.utc(_service().clock()),
         ),
         status,
     )
+
+
+#: The new-experiment form's buttons and the status each creates.
+NEW_STATUSES = {"start": RUNNING, "draft": DRAFT, "schedule": SCHEDULED}
+
+
+def _created_words(definition: Definition, then: str, starts_at: float | None) -> str:
+    made = f"Created with {len(definition.headlines)} headlines."
+    if then == "draft":
+        return (
+            f"{made} Saved as a draft: readers can't see it until you start or schedule it. "
+            "Preview each headline below."
+        )
+    if then == "schedule":
+        return f"{made} Scheduled: it goes live by itself at {present.utc(starts_at)}."
+    return f"{made} Readers are being tested from now on."
 
 
 # -- exports -------------------------------------------------------------------------
@@ -760,3 +808,8 @@ def export_json(slug: str):
     }
     body = json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False)
     return _download(body + "\n", slug, "export", "json", "application/json")
+
+
+# The publishing views (edit, preview, start, schedule, archive, the front page's
+# order) register their routes on this blueprint; the experiment page uses their words.
+from . import lifecycle  # noqa: E402

@@ -101,6 +101,11 @@ PAGES = [
     f"/dashboard/{SLUG}/series.csv",
     f"/dashboard/{SLUG}/export.json",
     "/dashboard/no-such-story",
+    "/dashboard/archived",
+    "/dashboard/front-page",
+    f"/dashboard/{SLUG}/edit",
+    f"/dashboard/{SLUG}/preview",
+    f"/dashboard/{SLUG}/preview?variant=b&page=story",
 ]
 APIS = [
     "/dashboard/api/experiments",
@@ -113,6 +118,13 @@ ACTIONS = [
     f"/dashboard/{SLUG}/resume",
     f"/dashboard/{SLUG}/reopen",
     f"/dashboard/{SLUG}/settings",
+    f"/dashboard/{SLUG}/edit",
+    f"/dashboard/{SLUG}/start",
+    f"/dashboard/{SLUG}/schedule",
+    f"/dashboard/{SLUG}/unschedule",
+    f"/dashboard/{SLUG}/archive",
+    f"/dashboard/{SLUG}/unarchive",
+    f"/dashboard/{SLUG}/move",
     "/dashboard/new",
     "/dashboard/logout",
     "/dashboard/data-loss/acknowledge",
@@ -433,7 +445,7 @@ def test_live_endpoint_sends_the_stats_and_rerendered_fragments(editor, new_clie
     second = editor.get(f"/dashboard/api/experiments/{SLUG}").json
     impressions, _ = totals(service)
     assert [row["impressions"] for row in second["report"]["variants"]] == list(impressions)
-    assert set(second["fragments"]) == {"summary", "table", "tests", "charts", "audit"}
+    assert set(second["fragments"]) == {"summary", "table", "tests", "charts", "audit", "lifecycle"}
     assert cell(second["fragments"]["table"], "impressions-total") == f"{sum(impressions):,}"
     assert first["fragments"]["table"] != second["fragments"]["table"]
     assert second["updated_at"].endswith("+00:00") and second["updated_at_text"].endswith("UTC")
