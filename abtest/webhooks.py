@@ -20,10 +20,11 @@ test, and ``data-lost`` (Redis came back empty, :mod:`abtest.watch`).
 data-loss watch.  A short Redis lock (``abtest:webhooks:evaluating``, held for
 the interval) lets one process evaluate per interval across every worker and
 server.  An evaluation reads the experiments and their webhook URLs, and for
-each running test with a subscriber and an event not yet sent asks the service
-for its report (cached per counts, the dashboard's own), so a quiet test costs
-nothing.  The loss record (``abtest:{instance}:data-lost``) is read in the same
-round trip.
+each running test with a subscriber and an event not yet sent makes its report
+(the dashboard's statistics without the forecast of readers to a call, which
+neither the events nor their verdicts need; cached per counts, so a quiet test
+costs nothing).  The loss record (``abtest:{instance}:data-lost``) is read in
+the same round trip.
 
 **Exactly once.**  Whoever evaluates, and however many at once, an event is
 sent by the one process whose ``HSETNX abtest:{slug}:notified <event>`` wrote
@@ -495,6 +496,8 @@ class Notifier:
         self.sender = sender or Sender(self._record)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._known: dict[str, _Known] = {}
+        #: Each running test's last report: (counts and settings, report).
+        self._reports: dict[str, tuple[tuple, ExperimentReport]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -556,6 +559,8 @@ class Notifier:
             pipe.hgetall(keys.DATA_LOST)
             *sent, loss = pipe.execute()
             remembered = self._remember(experiments, urls)
+            for slug in set(self._reports) - {e.slug for e in running}:
+                del self._reports[slug]
             queued = self._data_lost(loss, remembered, {e.slug for e in experiments})
             for experiment, done in zip(running, sent, strict=True):
                 queued += self._test_events(experiment, urls.get(experiment.slug), set(done))
@@ -573,7 +578,7 @@ class Notifier:
         pending = [event for event in (PROVEN_WINNER, SAFE_TO_STOP) if event not in done]
         if not targets or not pending:
             return 0
-        report = self.service.report(experiment.slug, alpha=self.alpha, experiment=experiment)
+        report = self._report(experiment)
         holding = events_holding(report)
         queued = 0
         for event in pending:
@@ -589,6 +594,49 @@ class Notifier:
                 )
                 queued += self._queue(event, experiment.slug, body, targets)
         return queued
+
+    def _report(self, experiment) -> ExperimentReport:
+        """The test's report without the forecast of readers to a call, cached per
+        counts and settings.
+
+        Neither event nor its verdict needs the forecast (the verdict words it
+        only while the test must keep running), and it is most of a report's
+        cost; the service's own reports always carry it, and are cached in the
+        process that made them, while the evaluating process changes from one
+        interval to the next.
+        """
+        from . import stats  # scipy: imported before the fork under `abtest serve`
+
+        key = (
+            experiment.impressions,
+            experiment.clicks,
+            experiment.allocation,
+            experiment.caring,
+            experiment.definition,
+        )
+        cached = self._reports.get(experiment.slug)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        analysis = stats.build_report(
+            experiment.impressions,
+            experiment.clicks,
+            alpha=self.alpha,
+            mode=experiment.allocation,
+            relative_threshold=experiment.caring,
+            forecast=False,
+        )
+        report = ExperimentReport(
+            slug=experiment.slug,
+            title=experiment.definition.title,
+            status=experiment.status,
+            winner=experiment.winner,
+            created_at=experiment.created_at,
+            variant_ids=experiment.variant_ids,
+            headlines=experiment.definition.headlines,
+            stats=analysis,
+        )
+        self._reports[experiment.slug] = (key, report)
+        return report
 
     def _claim(self, key: str, event: str) -> bool:
         """Whether this process is the one to send ``event`` (``HSETNX``: one ever wins)."""

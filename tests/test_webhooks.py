@@ -21,7 +21,7 @@ import pytest
 from conftest import free_port
 from helpers import SLUG
 
-from abtest import create_app, keys, webhooks
+from abtest import create_app, keys, verdicts, webhooks
 from abtest.config import ConfigError, Settings
 from abtest.store import connect
 from abtest.watch import watch
@@ -268,14 +268,24 @@ def test_the_evaluating_thread_sends_without_being_asked(make_app, receiver, red
     assert request["json"]["event"] == SAFE_TO_STOP
 
 
-def test_nothing_is_evaluated_without_a_subscriber(make_app, redis_client, monkeypatch):
+def test_nothing_is_evaluated_without_a_subscriber(make_app, redis_client):
     app = make_app()
-    service = app.extensions["abtest"]["service"]
     set_counts(redis_client, ALIKE)
-    reports = []
-    monkeypatch.setattr(service, "report", lambda *a, **k: reports.append(a))
     assert notifier(app).evaluate(lock=False) == 0
-    assert reports == [] and not redis_client.exists(keys.notified(SLUG))
+    assert notifier(app)._reports == {} and not redis_client.exists(keys.notified(SLUG))
+
+
+def test_the_verdict_sent_is_the_dashboards(make_app, receiver, redis_client):
+    """Sent from a report without the forecast, in the words of the dashboard's."""
+    app = make_app(webhook_url=receiver.url("/newsroom"))
+    service = app.extensions["abtest"]["service"]
+    for counts in (ALIKE, B_WINS):
+        redis_client.delete(keys.notified(SLUG))
+        set_counts(redis_client, counts)
+        notifier(app).evaluate(lock=False)
+        settle(app)
+        dashboard = verdicts.verdict(service.report(SLUG)).text
+        assert receiver.received()[-1]["json"]["verdict"] == dashboard
 
 
 def test_one_process_evaluates_per_interval(make_app, redis_client):
