@@ -1,6 +1,6 @@
 """A real ``abtest serve`` in a child process, and a small HTTP client for it.
 
-For the tests that need real processes (tests/test_supervision.py,
+For the tests that need real processes (tests/test_supervision.py, tests/test_server.py,
 tests/test_stall.py): every wait polls for a condition with a generous
 deadline, never a fixed sleep.
 """
@@ -114,13 +114,15 @@ class Serve:
         port: int | None = None,
         workers: int = 2,
         threads: int | None = None,
+        server: str | None = None,
         **env: str,
     ):
-        """``threads`` None: ``abtest serve``'s default."""
+        """``threads``, ``server`` None: ``abtest serve``'s defaults."""
         self.data_dir = data_dir
         self.port = port or free_port()
         self.workers = workers
         self.threads = threads
+        self.server = server
         self.env = subprocess_env(
             ABTEST_DATA_DIR=str(data_dir),
             ABTEST_SECRET_KEY=TEST_SECRET,
@@ -138,7 +140,8 @@ class Serve:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "abtest.cli", "serve", "--port", str(self.port)]
                 + ["--workers", str(self.workers)]
-                + ([] if self.threads is None else ["--threads", str(self.threads)]),
+                + ([] if self.threads is None else ["--threads", str(self.threads)])
+                + ([] if self.server is None else ["--server", self.server]),
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -166,6 +169,10 @@ class Serve:
                 self.process.wait()
         return self.process.returncode
 
+    def workers_running(self) -> list[int]:
+        """The pids of this server's worker processes: its children but the embedded Redis."""
+        return [pid for pid in children(self.process.pid) if "redis-server" not in _command(pid)]
+
     def client(self, cookie: str | None = None) -> Client:
         return Client(self.port, cookie)
 
@@ -183,6 +190,29 @@ def alive(pid: int) -> bool:
             return stat.read().rpartition(")")[2].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def children(pid: int) -> list[int]:
+    """The running child processes of ``pid`` (Linux ``/proc``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, parent = stat.rpartition(")")[2].split()[:2]
+        if int(parent) == pid and state != "Z":
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def kill(pid: int, sig: int = signal.SIGKILL) -> None:

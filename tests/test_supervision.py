@@ -91,22 +91,28 @@ def test_a_killed_embedded_redis_is_restarted_and_counting_resumes(tmp_path):
     assert "restarting it" in server.output()
 
 
-def test_serve_starts_again_after_its_master_was_killed(tmp_path):
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_serve_starts_again_after_its_master_was_killed(tmp_path, server):
     data = tmp_path / "data"
-    first = Serve(data).start()
+    first = Serve(data, server=server).start()
     try:
         assert new_visitor_counted(first)
         redis = embedded_client(data)
         wait_until(lambda: written(redis), 10, "the AOF buffer written")
         redis_pid = int(redis.info("server")["process_id"])
+        workers = wait_until(
+            lambda: len(found := first.workers_running()) == 2 and found, 15, "two workers"
+        )
         kill(first.process.pid)
         first.process.wait()
         # The kernel sends the orphan SIGTERM: it saves and exits by itself.
         wait_until(lambda: not alive(redis_pid), 15, "the orphaned redis-server exits")
+        # The workers go too: none is left serving on the port without a master.
+        wait_until(lambda: not any(map(alive, workers)), 15, "the orphaned workers exit")
     finally:
         first.stop()
 
-    with Serve(data, port=first.port) as second:
+    with Serve(data, port=first.port, server=server) as second:
         assert impressions(embedded_client(data)) == 1
         assert new_visitor_counted(second)
     assert second.process.returncode == 0, second.output()
