@@ -728,12 +728,110 @@ def _paths() -> dict:
                         "body": {"type": "string"},
                         "allocation": {"type": "string", "enum": list(ALLOCATIONS)},
                         "caring": {"type": "string"},
+                        "then": {
+                            "type": "string",
+                            "enum": ["start", "draft", "schedule"],
+                            "description": "Start testing now (the default), save a draft, "
+                            "or schedule it for starts_at.",
+                        },
+                        "starts_at": _STARTS_AT,
                     }
                 ),
                 "Created: to its page.",
-                **{"200": _html("The form again, each mistake named.")},
+                **{"422": _html("The form again, each mistake named; nothing created.")},
             ),
         },
+        "/dashboard/{slug}/start": {
+            "parameters": [_SLUG],
+            "post": _dashboard_post("Start a draft or scheduled story now", _form({})),
+        },
+        "/dashboard/{slug}/schedule": {
+            "parameters": [_SLUG],
+            "post": _dashboard_post(
+                "Schedule a draft: it goes live by itself at its start time",
+                _form({"starts_at": _STARTS_AT}, ["starts_at"]),
+            ),
+        },
+        "/dashboard/{slug}/unschedule": {
+            "parameters": [_SLUG],
+            "post": _dashboard_post("Take a scheduled story back to a draft", _form({})),
+        },
+        "/dashboard/{slug}/archive": {
+            "parameters": [_SLUG],
+            "post": _dashboard_post(
+                "Archive a paused or decided story: off the front page, still at its address",
+                _form({}),
+            ),
+        },
+        "/dashboard/{slug}/unarchive": {
+            "parameters": [_SLUG],
+            "post": _dashboard_post("Bring an archived story back", _form({})),
+        },
+        "/dashboard/{slug}/move": {
+            "parameters": [_SLUG],
+            "post": _dashboard_post(
+                "Move a story on the front page",
+                _form(
+                    {
+                        "direction": {"type": "string", "enum": ["up", "down", "top"]},
+                        "position": {
+                            "type": "string",
+                            "description": "1 or more (1 is the top), when no direction",
+                        },
+                        "back": {
+                            "type": "string",
+                            "description": "front-page: return to the front page's order",
+                        },
+                    }
+                ),
+            ),
+        },
+        "/dashboard/{slug}/edit": {
+            "parameters": [_SLUG],
+            "get": _page(
+                "Edit the title, headlines and story (while nobody has been counted)",
+                **{"404": _NOT_FOUND_PAGE, "409": _html("The form, and why it can't be edited.")},
+            ),
+            "post": _dashboard_post(
+                "Save the edited text",
+                _form(
+                    {
+                        "title": {"type": "string"},
+                        "headlines": {"type": "string", "description": "One per line."},
+                        "body": {"type": "string"},
+                    }
+                ),
+                "Saved: to the experiment's page.",
+                **{
+                    "409": _html("Readers have been counted: nothing changed."),
+                    "422": _html("The form again, each mistake named; nothing changed."),
+                },
+            ),
+        },
+        "/dashboard/{slug}/preview": {
+            "parameters": [_SLUG],
+            "get": {
+                **_page(
+                    "One headline as readers will see it, with the reader pages' templates",
+                    "Counts nothing and sets no cookie.",
+                    **{
+                        "400": _html("A variant that is not a letter, or an unknown page."),
+                        "404": _html("No such experiment, or no such headline."),
+                    },
+                ),
+                "parameters": [
+                    {**_VARIANT_QUERY, "description": "The headline to show (a by default)."},
+                    {
+                        "name": "page",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["front", "story"]},
+                    },
+                ],
+            },
+        },
+        "/dashboard/archived": {"get": _page("The archived stories")},
+        "/dashboard/front-page": {"get": _page("The front page's order, to change it")},
         "/dashboard/{slug}/counts.csv": {
             "get": _export("Each headline's counts", "text/csv"),
         },
@@ -771,6 +869,10 @@ def _paths() -> dict:
 
 
 _FILENAME = {"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}
+_STARTS_AT = {
+    "type": "string",
+    "description": "UTC, as a datetime-local field sends it: 2026-12-02T09:30",
+}
 
 
 def _live(summary: str) -> dict:
