@@ -1,10 +1,11 @@
 """A stalled Redis costs readers nothing: ``SIGSTOP`` on Redis under load, end to end.
 
-A real ``abtest serve`` (its default workers: gthread, several threads each)
-against a redis-server this test starts and then stops with SIGSTOP for 3 s
-while 16 browsers read the front page: 12 returning readers (their headline
-is in their cookie, no Redis needed) and 4 streams of new readers (each
-needs one counting call), plus a load balancer polling ``/healthz/live``.
+A real ``abtest serve`` (under each server it runs, granian and gunicorn,
+with its default threads: several per worker) against a redis-server this
+test starts and then stops with SIGSTOP for 3 s while 16 browsers read the
+front page: 12 returning readers (their headline is in their cookie, no
+Redis needed) and 4 streams of new readers (each needs one counting call),
+plus a load balancer polling ``/healthz/live``.
 
 What must hold, as properties of the design rather than a benchmark (each
 browser paces its requests, so the machine is not saturated and the
@@ -113,10 +114,12 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def test_a_stalled_redis_costs_readers_nothing(tmp_path, redis_server):
+@pytest.mark.parametrize("kind", ["granian", "gunicorn"])
+def test_a_stalled_redis_costs_readers_nothing(tmp_path, redis_server, kind):
     process, url = redis_server
     with Serve(
         tmp_path / "data",
+        server=kind,
         REDIS_URL=url,
         ABTEST_REDIS_TIMEOUT=str(REDIS_TIMEOUT),
     ) as server:
@@ -196,7 +199,7 @@ def test_a_stalled_redis_costs_readers_nothing(tmp_path, redis_server):
     phantoms = (counted_after - counted_before) - issued
 
     print(
-        f"\nSIGSTOP {STALL:.0f} s under {RETURNING} returning + {NEW} new-reader browsers: "
+        f"\n{kind}: SIGSTOP {STALL:.0f} s under {RETURNING} returning + {NEW} new-readers: "
         f"returning p99 {p99 * 1000:.1f} ms, slowest {slowest_returning * 1000:.1f} ms "
         f"(n={len(returning_stalled)}), "
         f"/healthz/live p99 {health_p99 * 1000:.1f} ms, slowest {slowest_health * 1000:.1f} ms, "
