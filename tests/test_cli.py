@@ -35,13 +35,14 @@ def wait_for(url: str, timeout: float = 60.0):
 
 
 @pytest.mark.slow
-def test_serve_starts_its_own_redis_and_stops_it(tmp_path):
+@pytest.mark.parametrize("kind", ["granian", "gunicorn"])
+def test_serve_starts_its_own_redis_and_stops_it(tmp_path, kind):
     port = free_port()
     data_dir = tmp_path / "data"
     env = subprocess_env(ABTEST_DATA_DIR=str(data_dir))
     server = subprocess.Popen(
         [sys.executable, "-m", "abtest.cli", "serve", "--port", str(port), "--workers", "2"]
-        + ["--access-log"],
+        + ["--access-log", "--server", kind],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -90,17 +91,31 @@ def test_serve_starts_its_own_redis_and_stops_it(tmp_path):
     assert (data_dir / "appendonlydir").exists() or (data_dir / "appendonly.aof").exists()
 
 
-def test_serve_defaults_to_threaded_workers_and_offers_the_access_log(runner):
-    from abtest.gunicorn import DEFAULT_THREADS, options
+def test_serve_defaults_to_granian_with_threads_and_offers_the_access_log(runner):
+    from abtest import server
+    from abtest.gunicorn import options
 
     result = runner.invoke(main, ["serve", "--help"])
     assert result.exit_code == 0
     assert "--access-log / --no-access-log" in result.output
-    threads = next(p for p in main.commands["serve"].params if p.name == "threads")
-    assert threads.default == DEFAULT_THREADS > 1
+    assert "--server [granian|gunicorn]" in result.output
+    params = {p.name: p for p in main.commands["serve"].params}
+    assert params["server"].default == server.DEFAULT_SERVER == "granian"
+    assert tuple(params["server"].type.choices) == server.SERVERS
+    assert params["threads"].default == server.DEFAULT_THREADS > 1
+    # granian: --threads is each worker's blocking threads (the app's threads).
+    chosen = server.granian_options("127.0.0.1", 8000, 2)
+    assert chosen["blocking_threads"] == server.DEFAULT_THREADS and chosen["workers"] == 2
+    assert chosen["interface"] == "wsgi" and chosen["log_access"] is False
+    assert chosen["respawn_failed_workers"] is True
+    assert chosen["workers_kill_timeout"] == server.GRACEFUL_TIMEOUT
+    assert server.granian_options("127.0.0.1", 8000, 2, access_log=True)["log_access"] is True
+    assert server.granian_options("127.0.0.1", 8000, 2, threads=1)["blocking_threads"] == 1
+    # gunicorn: gthread workers, or sync with one thread.
     chosen = options("127.0.0.1", 8000, 2)
-    assert chosen["worker_class"] == "gthread" and chosen["threads"] == DEFAULT_THREADS
+    assert chosen["worker_class"] == "gthread" and chosen["threads"] == server.DEFAULT_THREADS
     assert chosen["preload_app"] is True and chosen["accesslog"] is None
+    assert chosen["graceful_timeout"] == server.GRACEFUL_TIMEOUT
     assert options("127.0.0.1", 8000, 2, access_log=True)["accesslog"] == "-"
     assert options("127.0.0.1", 8000, 2, threads=1)["worker_class"] == "sync"
 
