@@ -1,7 +1,9 @@
 """The dashboard and the reader pages on a phone, in a real headless Chromium.
 
-At a 390 x 844 phone viewport every page is exactly as wide as the screen (a
-wide table scrolls inside its own wrapper, never the page), and the charts
+At a 390 x 844 phone viewport every page (the lists, an experiment live, its
+confirmations, a draft with its edit form and previews, the reader pages) is
+exactly as wide as the screen (a wide table scrolls inside its own wrapper,
+never the page), and the charts
 show the drawing made for a narrow box, whose text reads at 11 px or more
 with axis labels that don't run into each other.  The same holds for the
 charts on a tablet and a desktop screen.  Screenshots:
@@ -18,6 +20,8 @@ import pytest
 import test_dashboard_browser as shared
 from helpers import SLUG
 from test_dashboard_browser import ARTIFACTS, UNFLASH
+
+from abtest.model import DRAFT, Definition
 
 # The live server over a real Redis (with two hours of history) and Chromium.
 live_server, browser = shared.live_server, shared.browser
@@ -134,8 +138,28 @@ def test_the_dashboard_fits_a_phone_screen(live_server, browser):
     page.evaluate(UNFLASH)
     page.screenshot(path=str(ARTIFACTS / "phone-experiment.png"), full_page=True)
 
-    for path in (f"/dashboard/{SLUG}/decide?variant=b", "/dashboard/new", "/", f"/articles/{SLUG}"):
-        page.goto(base + path)
+    draft = Definition.from_mapping(
+        {
+            "slug": "a-draft",
+            "title": "A story still being written, with a title long enough to wrap",
+            "headlines": ["A first headline, long enough to wrap on a phone", "A second"],
+            "body": "The first paragraph.\n\nThe second.",
+        }
+    )
+    assert service.store.create(draft, now=service.clock(), status=DRAFT)
+    paths = [
+        f"/dashboard/{SLUG}/decide?variant=b",
+        "/dashboard/new",
+        "/dashboard/archived",
+        "/dashboard/front-page",
+        "/dashboard/a-draft",
+        "/dashboard/a-draft/edit",
+        "/dashboard/a-draft/preview?variant=a",
+        "/",
+        f"/articles/{SLUG}",
+    ]
+    for path in paths:
+        assert page.goto(base + path).status == 200, path
         assert_fits_the_screen(page, 390)
 
     service.decide(SLUG, "b", "editor")
