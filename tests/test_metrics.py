@@ -1,4 +1,4 @@
-"""/metrics: the token, requests by route and status, the counters, gunicorn's workers summed."""
+"""/metrics: the token, requests by route and status, the counters, every worker summed."""
 
 from __future__ import annotations
 
@@ -171,10 +171,13 @@ mine.mkdir()
 
 from abtest import metrics                      # built in one-process mode first
 from abtest.gunicorn import options
+from abtest.server import forget_dead_workers
 
 directory = metrics.prepare_multiprocess(data)
 assert directory == mine and not gone.exists() and not (mine / "counter_1.db").exists()
 children = []
+done, finish = os.pipe()                        # the second child lives until told
+counted, recorded = os.pipe()
 for n, circuit_open in ((3, True), (4, False)):
     pid = os.fork()
     if pid == 0:
@@ -183,22 +186,33 @@ for n, circuit_open in ((3, True), (4, False)):
         metrics.circuit(circuit_open)
         if circuit_open:
             os._exit(0)
+        os.write(recorded, b"x")
+        os.read(done, 1)
         sys.exit(0)                             # runs atexit here: the directory must stay
-    os.waitpid(pid, 0)
     children.append(pid)
+os.waitpid(children[0], 0)
+os.read(counted, 1)
 assert directory.exists()
 print(metrics.exposition()[0].decode())
 print("----")
-options("127.0.0.1", 8000, 2)["child_exit"](None, SimpleNamespace(pid=children[0]))
+if sys.argv[2] == "gunicorn":                   # gunicorn says which worker it reaped
+    options("127.0.0.1", 8000, 2)["child_exit"](None, SimpleNamespace(pid=children[0]))
+else:                                           # granian's master looks for dead ones
+    assert forget_dead_workers() == [children[0]]  # not the live one, nor this process
+    assert forget_dead_workers() == []
 print(metrics.exposition()[0].decode())
 print("----")
+os.write(finish, b"x")
+os.waitpid(children[1], 0)
+assert directory.exists()
 print(directory)
 """
 
 
-def test_processes_are_summed_and_a_dead_ones_circuit_forgotten(tmp_path):
+@pytest.mark.parametrize("kind", ["granian", "gunicorn"])
+def test_processes_are_summed_and_a_dead_ones_circuit_forgotten(tmp_path, kind):
     result = subprocess.run(
-        [sys.executable, "-c", _PROCESSES, str(tmp_path)],
+        [sys.executable, "-c", _PROCESSES, str(tmp_path), kind],
         env=subprocess_env(),
         cwd=REPO,
         capture_output=True,
@@ -240,58 +254,68 @@ def _wait_until_up(port: int, server: subprocess.Popen) -> None:
             time.sleep(0.2)
 
 
+def _writers(directory) -> set[str]:
+    """The processes that have counted something: one counter file each."""
+    return {path.stem.rsplit("_", 1)[-1] for path in directory.glob("counter_*.db")}
+
+
 @pytest.mark.slow
-def test_serve_sums_its_workers(tmp_path):
+@pytest.mark.parametrize("kind", ["granian", "gunicorn"])
+def test_serve_sums_its_workers(tmp_path, kind):
     port = free_port()
     data_dir = tmp_path / "data"
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "abtest.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--threads",
-            "1",  # sync workers: one held connection holds its worker
-        ],
+        [sys.executable, "-m", "abtest.cli", "serve", "--port", str(port), "--workers", "2"]
+        + ["--server", kind]
+        # gunicorn's sync workers: one held connection holds its worker.
+        + (["--threads", "1"] if kind == "gunicorn" else []),
         env=subprocess_env(ABTEST_DATA_DIR=str(data_dir)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    directory = data_dir / "metrics" / str(server.pid)
     try:
         _wait_until_up(port, server)
-        # One worker takes this connection and waits for the rest of its request,
-        # so every request until it is finished goes to the other worker.
-        held = socket.create_connection(("127.0.0.1", port), timeout=60)
-        held.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        readers = 12
-        for _ in range(readers):
-            status, _ = _get(f"http://127.0.0.1:{port}/", {"User-Agent": BROWSER})
-            assert status == 200
-        held.sendall(f"User-Agent: {BROWSER}\r\nConnection: close\r\n\r\n".encode())
-        answer = b""
-        while chunk := held.recv(65536):
-            answer += chunk
-        held.close()
-        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        readers = 0
+        if kind == "gunicorn":
+            # One worker takes this connection and waits for the rest of its
+            # request, so every request until it is finished goes to the other.
+            held = socket.create_connection(("127.0.0.1", port), timeout=60)
+            held.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            for _ in range(12):
+                status, _ = _get(f"http://127.0.0.1:{port}/", {"User-Agent": BROWSER})
+                assert status == 200
+                readers += 1
+            held.sendall(f"User-Agent: {BROWSER}\r\nConnection: close\r\n\r\n".encode())
+            answer = b""
+            while chunk := held.recv(65536):
+                answer += chunk
+            held.close()
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+            readers += 1
+        else:
+            # granian's workers each listen on the port (SO_REUSEPORT): the
+            # kernel spreads new connections over them.  Readers until both
+            # have counted some.
+            deadline = time.monotonic() + 60
+            while len(_writers(directory)) < 2:
+                assert time.monotonic() < deadline, "one worker took every connection"
+                status, _ = _get(f"http://127.0.0.1:{port}/", {"User-Agent": BROWSER})
+                assert status == 200
+                readers += 1
 
         token = (data_dir / "api_token").read_text().strip()
         status, body = _get(
             f"http://127.0.0.1:{port}/metrics", {"Authorization": f"Bearer {token}"}
         )
         found = samples(body.decode())
-        # Each worker's count alone is 1 or 12: only both together make 13.
-        assert requests_total(found, "reader.front", "200") == readers + 1
+        # No one worker served every reader: only all of them together make the total.
+        assert requests_total(found, "reader.front", "200") == readers
         counted = value(found, "abtest_impressions_total", outcome="counted", reason="")
-        assert counted == readers + 1
+        assert counted == readers
         # Present (the master's 0) before any worker's breaker has moved.
         assert found[("abtest_circuit_open", frozenset())] == 0
-        directory = data_dir / "metrics" / str(server.pid)
-        writers = {path.stem.rsplit("_", 1)[-1] for path in directory.glob("counter_*.db")}
-        assert len(writers) >= 2
+        assert len(_writers(directory)) >= 2
     finally:
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=60)[0].decode()
