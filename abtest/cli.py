@@ -364,7 +364,7 @@ def render_report(report: ExperimentReport, readers_per_second: float | None = N
 
 @main.group()
 def experiments() -> None:
-    """Create, list and change experiments; pause, resume, decide and reopen them (audited)."""
+    """Create, list, edit and schedule experiments; pause, decide, archive and order them."""
 
 
 @experiments.command("list")
@@ -390,7 +390,7 @@ def experiments_table(found: list[Experiment]) -> list[str]:
         rows.append(
             (
                 experiment.slug,
-                experiment.status,
+                experiment.status + (", archived" if experiment.archived else ""),
                 str(len(experiment.variant_ids)),
                 f"{sum(experiment.impressions):,}",
                 f"{sum(experiment.clicks):,}",
@@ -411,18 +411,9 @@ def experiments_table(found: list[Experiment]) -> list[str]:
     ]
 
 
-@experiments.command("create")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def create_experiment(path: Path) -> None:
-    """Create an experiment from a TOML or JSON file (slug, title, headlines, body).
-
-    Optional keys: ``allocation`` ("clicks" to maximize clicks, the default, or
-    "winner" to find the winner sooner at a cost in clicks) and ``caring``
-    (the threshold of caring, a share of the leader's CTR, default 0.02).
-    """
+def _story_file(path: Path) -> dict:
+    """A TOML or JSON file's table, or a clear message and exit 1."""
     import tomllib
-
-    from .model import Definition, InvalidExperiment, check_settings
 
     try:
         text = path.read_text("utf-8")
@@ -435,6 +426,50 @@ def create_experiment(path: Path) -> None:
         raise click.ClickException(
             f"{path} must hold a table/object with slug, title, headlines, body"
         )
+    return data
+
+
+def _moment(text: str) -> float:
+    """A start time given on the command line (ISO 8601; UTC unless it names its offset)."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text.strip().replace(" ", "T"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a time: write it as 2026-12-02T09:30 (UTC) or with its offset, "
+            "2026-12-02T10:30+01:00"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+@experiments.command("create")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--draft", is_flag=True, help="Save it as a draft: readers can't see it yet.")
+@click.option(
+    "--starts-at",
+    "starts_at",
+    metavar="WHEN",
+    help="Schedule it: it goes live by itself at WHEN (2026-12-02T09:30, UTC).",
+)
+def create_experiment(path: Path, draft: bool, starts_at: str | None) -> None:
+    """Create an experiment from a TOML or JSON file (slug, title, headlines, body).
+
+    Optional keys: ``allocation`` ("clicks" to maximize clicks, the default, or
+    "winner" to find the winner sooner at a cost in clicks) and ``caring``
+    (the threshold of caring, a share of the leader's CTR, default 0.02).
+    Readers are tested from now on, unless it is saved ``--draft`` or
+    scheduled (``--starts-at``).
+    """
+    from .model import DRAFT, RUNNING, SCHEDULED, Definition, InvalidExperiment, check_settings
+
+    if draft and starts_at:
+        raise click.UsageError("--draft and --starts-at exclude each other: a draft has no start")
+    data = _story_file(path)
+    status = DRAFT if draft else SCHEDULED if starts_at else RUNNING
+    moment = _moment(starts_at) if starts_at else None
     errors = {}
     try:
         definition = Definition.from_mapping(data)
@@ -451,12 +486,30 @@ def create_experiment(path: Path) -> None:
             "invalid experiment:\n" + "\n".join(f"  {f}: {m}" for f, m in errors.items())
         ) from None
     with _service() as service:
-        if not service.create(definition, allocation=allocation, caring=caring):
+        try:
+            created = service.create(
+                definition,
+                allocation=allocation,
+                caring=caring,
+                status=status,
+                starts_at=moment,
+                editor=_actor(),
+            )
+        except InvalidExperiment as invalid:
+            raise click.ClickException("; ".join(invalid.errors.values())) from None
+        if not created:
             raise click.ClickException(f"an experiment {definition.slug!r} exists already")
+    made = {DRAFT: " as a draft", SCHEDULED: f", starting {_utc(moment)}"}.get(status, "")
     click.echo(
-        f"created {definition.slug} with {len(definition.headlines)} headlines"
+        f"created {definition.slug}{made} with {len(definition.headlines)} headlines"
         f" (allocation={allocation}, caring={caring:g})"
     )
+
+
+def _utc(timestamp: float | None) -> str:
+    import time
+
+    return "" if timestamp is None else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
 
 
 @experiments.command("settings")
@@ -517,7 +570,9 @@ def _act(slug: str, act: Callable[[Service], Experiment]) -> None:
         except ActionRefused as refused:
             raise click.ClickException(f"{slug}: {refused}") from None
     winner = f", winner {experiment.winner.upper()}" if experiment.winner else ""
-    click.echo(f"{slug}: {experiment.status}{winner}")
+    starts = f", starts {_utc(experiment.starts_at)}" if experiment.starts_at else ""
+    archived = ", archived" if experiment.archived else ""
+    click.echo(f"{slug}: {experiment.status}{winner}{starts}{archived}")
 
 
 @experiments.command("pause")
@@ -558,6 +613,85 @@ def decide_experiment(slug: str, variant: str) -> None:
 def reopen_experiment(slug: str) -> None:
     """Reopen a decided experiment: readers are tested again, counting from where it stopped."""
     _act(slug, lambda service: service.reopen(slug, _actor()))
+
+
+@experiments.command("start")
+@click.argument("slug")
+def start_experiment(slug: str) -> None:
+    """Put a draft or scheduled experiment live now, first on the front page."""
+    _act(slug, lambda service: service.start(slug, _actor()))
+
+
+@experiments.command("schedule")
+@click.argument("slug")
+@click.argument("when")
+def schedule_experiment(slug: str, when: str) -> None:
+    """Schedule a draft to go live by itself at WHEN (2026-12-02T09:30, UTC)."""
+    from .model import InvalidExperiment
+
+    moment = _moment(when)
+
+    def schedule(service: Service) -> Experiment:
+        try:
+            return service.schedule(slug, moment, _actor())
+        except InvalidExperiment as invalid:
+            raise click.ClickException(f"{slug}: " + "; ".join(invalid.errors.values())) from None
+
+    _act(slug, schedule)
+
+
+@experiments.command("unschedule")
+@click.argument("slug")
+def unschedule_experiment(slug: str) -> None:
+    """Make a scheduled experiment a draft again: it won't go live by itself."""
+    _act(slug, lambda service: service.unschedule(slug, _actor()))
+
+
+@experiments.command("edit")
+@click.argument("slug")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def edit_experiment(slug: str, path: Path) -> None:
+    """Replace a story's title, headlines and body while nobody has been counted.
+
+    PATH is a TOML or JSON file as for ``create`` (its slug, if any, must be
+    SLUG).  Refused once a reader has been counted: the counts would mix two
+    texts.
+    """
+    from .model import Definition, InvalidExperiment
+
+    data = _story_file(path)
+    data.setdefault("slug", slug)
+    if data["slug"] != slug:
+        raise click.ClickException(f"{path} is the story {data['slug']!r}, not {slug!r}")
+    try:
+        definition = Definition.from_mapping(data)
+    except InvalidExperiment as invalid:
+        raise click.ClickException(
+            "invalid story:\n" + "\n".join(f"  {f}: {m}" for f, m in invalid.errors.items())
+        ) from None
+    _act(slug, lambda service: service.edit(slug, definition, _actor()))
+
+
+@experiments.command("archive")
+@click.argument("slug")
+def archive_experiment(slug: str) -> None:
+    """Archive a decided or paused experiment: off the front page; its link still works."""
+    _act(slug, lambda service: service.archive(slug, _actor()))
+
+
+@experiments.command("unarchive")
+@click.argument("slug")
+def unarchive_experiment(slug: str) -> None:
+    """Put an archived experiment back on the front page, where it was."""
+    _act(slug, lambda service: service.unarchive(slug, _actor()))
+
+
+@experiments.command("move")
+@click.argument("slug")
+@click.argument("position", type=click.IntRange(1))
+def move_experiment(slug: str, position: int) -> None:
+    """Put a story at POSITION on the front page (1 is the top)."""
+    _act(slug, lambda service: service.move(slug, position, _actor()))
 
 
 @main.command("hash-password")
