@@ -125,8 +125,9 @@ def raw_request(port: int, head: str, body: bytes = b"") -> tuple[str, bytes]:
             received += chunk
         head_part, _, rest = received.partition(b"\r\n\r\n")
         status, *lines = head_part.decode("latin-1").split("\r\n")
-        headers = dict(line.split(": ", 1) for line in lines)
-        length = int(headers["Content-Length"])
+        # Names in any case (granian sends them in lower case, gunicorn capitalized).
+        headers = {name.lower(): v for name, v in (line.split(": ", 1) for line in lines)}
+        length = int(headers["content-length"])
         while len(rest) < length:
             chunk = connection.recv(65536)
             assert chunk, "connection closed mid-response"
@@ -135,12 +136,14 @@ def raw_request(port: int, head: str, body: bytes = b"") -> tuple[str, bytes]:
 
 
 @pytest.mark.slow
-def test_a_real_server_answers_413_without_reading_100_mb(redis_url, redis_client, tmp_path):
+@pytest.mark.parametrize("kind", ["granian", "gunicorn"])
+def test_a_real_server_answers_413_without_reading_100_mb(redis_url, redis_client, tmp_path, kind):
     port = free_port()
     env = subprocess_env(
         REDIS_URL=redis_url, ABTEST_DATA_DIR=str(tmp_path / "data"), ABTEST_SECRET_KEY=TEST_SECRET
     )
     command = [sys.executable, "-m", "abtest.cli", "serve", "--port", str(port), "--workers", "1"]
+    command += ["--server", kind]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
