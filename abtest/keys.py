@@ -16,14 +16,21 @@ key                                type        meaning
                                                (Unix seconds); readers skip an entry whose
                                                meta is missing
 ``abtest:{slug}:meta``             hash        ``definition`` (JSON: title, headlines, body
-                                               paragraphs), ``status`` (running | paused |
-                                               decided), ``winner`` (variant id or empty),
-                                               ``created_at``, ``updated_at`` (Unix seconds),
+                                               paragraphs), ``status`` (draft | scheduled |
+                                               running | paused | decided), ``winner``
+                                               (variant id or empty), ``created_at``,
+                                               ``updated_at`` (Unix seconds),
                                                ``allocation`` (clicks | winner; absent:
                                                clicks), ``caring`` (threshold of caring, a
                                                share of the leader's CTR; absent: 0.02),
                                                ``webhook`` (the story's webhook URL; absent:
-                                               none)
+                                               none), ``starts_at`` (a scheduled story's
+                                               start, Unix seconds in Redis's clock),
+                                               ``archived_at`` (present while archived),
+                                               ``rank`` (its front-page place, higher
+                                               first; absent: ``created_at``),
+                                               ``quiet_until`` (after an edit, no counting
+                                               before this, microseconds in Redis's clock)
 ``abtest:{slug}:counts``           hash        ``i:<variant>`` impressions and ``c:<variant>``
                                                clicks, the test's totals; never reset
 ``abtest:{slug}:m:<minute>``       hash        the same fields for one minute (``<minute>`` =
