@@ -21,6 +21,8 @@ from helpers import HEADLINES, SLUG
 from test_dashboard_browser import ARTIFACTS, _reader_traffic, watched_page
 from test_editor_traps import AGO
 
+from abtest.model import DRAFT, Definition
+
 pytestmark = pytest.mark.browser
 
 # The live server over a real Redis (with two hours of history) and Chromium.
@@ -63,28 +65,38 @@ def test_axe_finds_nothing_on_the_dashboard_or_the_reader_pages(live_server, bro
         pytest.skip(message)
     app, base = live_server
     service = app.extensions["abtest"]["service"]
+    draft = Definition.from_mapping(
+        {"slug": "a-draft", "title": "A draft", "headlines": ["One", "Two"], "body": "Words."}
+    )
+    assert service.store.create(draft, now=service.clock(), status=DRAFT)
     axe = Axe()
     violations, errors = [], []
     found = {}
-    for width in (1360, 390):
+    reader = ["/", f"/articles/{SLUG}", "/dashboard/login"]
+    running = [
+        "/dashboard/",
+        f"/dashboard/{SLUG}",
+        f"/dashboard/{SLUG}/decide?variant=b",
+        "/dashboard/new",
+        "/dashboard/a-draft",
+        "/dashboard/a-draft/edit",
+        "/dashboard/a-draft/preview?variant=b",
+        "/dashboard/archived",
+        "/dashboard/front-page",
+    ]
+    decided = [f"/dashboard/{SLUG}", f"/dashboard/{SLUG}/reopen"]
+    # Every page on a desktop screen; on a phone, those whose layout changes most.
+    for width, phone_only in ((1360, False), (390, True)):
         page = page_for(browser, violations, errors, width)
-        pages = ["/", f"/articles/{SLUG}", "/dashboard/login"]
-        for path in pages:
+        for path in reader[:1] if phone_only else reader:
             page.goto(base + path)
             found[(width, path)] = axe.run(page).response["violations"]
         sign_in(page, base)
-        paths = [
-            "/dashboard/",
-            f"/dashboard/{SLUG}",
-            f"/dashboard/{SLUG}/decide?variant=b",
-            "/dashboard/new",
-            f"/dashboard/{SLUG}/reopen",
-        ]
-        for path in paths:
+        for path in running[:2] if phone_only else running:
             page.goto(base + path)
             found[(width, path)] = axe.run(page).response["violations"]
         service.decide(SLUG, "b", "editor")
-        for path in (f"/dashboard/{SLUG}", f"/dashboard/{SLUG}/reopen"):
+        for path in decided:
             page.goto(base + path)
             found[(width, path + " (decided)")] = axe.run(page).response["violations"]
         service.reopen(SLUG, "editor")
