@@ -115,6 +115,13 @@ def test_reopen_is_a_confirmation_that_says_the_losers_come_back(editor, service
     assert "Reopened." in editor.get(response.headers["Location"]).text
 
 
+def test_the_decided_tests_winner_page_leads_to_the_reopen_confirmation(editor, service):
+    decide(editor, "b")
+    page = editor.get(f"/dashboard/{SLUG}/decide?variant=a").text
+    assert "A winner is chosen already (B)." in page
+    assert f'href="/dashboard/{SLUG}/reopen"' in page and 'id="confirm-decide"' not in page
+
+
 def test_reopen_without_the_forms_token_changes_nothing(editor, service):
     decide(editor, "c")
     for data in ({}, {"csrf_token": "forged"}):
