@@ -328,11 +328,11 @@ class _Chosen(logging.Filter):
 def _serve_granian(load, host, port, workers, threads, access_log, in_worker, name) -> None:
     from granian.server.mp import MPServer
 
-    config = _logging_config()
-    logging.config.dictConfig(config)
     # granian binds with SO_REUSEPORT, each worker a listener of its own, so a
     # port another server holds the same way would be shared, not refused.
     _refuse_a_busy_port(host, port)
+    config = _logging_config()
+    logging.config.dictConfig(config)
     _preloaded["app"] = load()
     server = MPServer(
         name,
@@ -421,7 +421,9 @@ def _listen_error(host: str, port: int, error: Exception) -> str:
         found = re.search(r"os error (\d+)", str(error))
         code = int(found.group(1)) if found else None
     if code == errno.EADDRINUSE:
-        return f"port {port} on {host} is in use by another program: stop it, or choose another"
+        return (
+            f"port {port} on {host} is in use by another program: stop it, or choose another port"
+        )
     reason = os.strerror(code) if code else str(error).splitlines()[0]
     return f"can't listen on {host}:{port} ({reason})"
 
