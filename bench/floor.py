@@ -1,8 +1,9 @@
 """The floor for the reader path: the least a Flask view over Redis can do.
 
 ``/hincr`` makes one HINCRBY and renders a line of HTML; ``/hello`` touches
-nothing.  ``python bench/floor.py PORT WORKERS`` serves it under the same
-gunicorn settings as ``abtest serve`` (abtest.gunicorn.options), so the ratio
+nothing.  ``python bench/floor.py PORT WORKERS [SERVER]`` serves it the way
+``abtest serve`` serves the service (abtest.server.serve: the same server,
+granian by default, with the same workers and threads), so the ratio
 service/floor is what abtest itself costs.
 """
 
@@ -28,12 +29,17 @@ def hello():
     return "<!doctype html><p>Hello</p>"
 
 
+def load() -> Flask:
+    return app
+
+
 if __name__ == "__main__":
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from abtest.gunicorn import options, serve
+    from abtest.server import DEFAULT_SERVER, serve
 
     port, workers = int(sys.argv[1]), int(sys.argv[2])
-    serve(lambda: app, options("127.0.0.1", port, workers) | {"proc_name": "abtest-floor"})
+    chosen = sys.argv[3] if len(sys.argv) > 3 else DEFAULT_SERVER
+    serve(load, "127.0.0.1", port, workers, server=chosen, name="abtest-floor")

@@ -1,10 +1,11 @@
 """Reader-path benchmark: abtest against the floor, side by side, in one run.
 
-    python bench/reader.py [--workers 2] [--connections 32] [--duration 8] [--rounds 3]
+    python bench/reader.py [--server granian] [--workers 2] [--connections 32] [--duration 8]
 
 Starts a private redis-server, the service under ``abtest serve`` and the
 floor (bench/floor.py: a bare Flask view doing one HINCRBY, and a bare
-"hello") under the same gunicorn settings (abtest.gunicorn.options), then
+"hello") under the same server with the same settings (abtest.server.serve:
+granian by default, ``--server gunicorn`` for gunicorn's gthread workers), then
 drives each scenario with wrk at a fixed concurrency, alternating service
 and floor for several rounds.  Reports requests/s and p50/p99 latency
 (medians over rounds) and the ratios service/floor.  Needs wrk (Debian:
@@ -39,7 +40,7 @@ import scratch_redis  # noqa: E402
 from scratch_redis import free_port  # noqa: E402
 
 from abtest import keys  # noqa: E402
-from abtest.gunicorn import DEFAULT_THREADS  # noqa: E402
+from abtest.server import DEFAULT_SERVER, DEFAULT_THREADS, SERVERS  # noqa: E402
 from abtest.tokens import ClickToken, ClickTokens, Visitor, VisitorCookies, visitor_ref  # noqa: E402
 
 SECRET = "bench-secret-key-0123456789abcdef"
@@ -149,6 +150,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--server", choices=SERVERS, default=DEFAULT_SERVER, help="service's and floor's server"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=32)
@@ -195,6 +199,8 @@ def main() -> int:
                     str(service_port),
                     "--workers",
                     str(args.workers),
+                    "--server",
+                    args.server,
                 ],
                 env,
                 work / "service.log",
@@ -202,7 +208,8 @@ def main() -> int:
         )
         stack.enter_context(
             process(
-                [sys.executable, str(HERE / "floor.py"), str(floor_port), str(args.workers)],
+                [sys.executable, str(HERE / "floor.py"), str(floor_port), str(args.workers)]
+                + [args.server],
                 env,
                 work / "floor.log",
             )
@@ -333,7 +340,7 @@ def measure_memory(client: redis.Redis, service_port: int) -> dict:
 
 def print_table(results: dict, memory: dict, args) -> None:
     print(
-        f"\nworkers={args.workers} (gunicorn gthread, {DEFAULT_THREADS} threads), "
+        f"\nworkers={args.workers} ({args.server}, {DEFAULT_THREADS} threads each), "
         f"wrk -t{args.threads} -c{args.connections} "
         f"-d{args.duration}s, {args.rounds} rounds alternating, medians\n"
     )

@@ -1,15 +1,16 @@
-"""Which server under the reader path: the same app under several WSGI servers, in one run.
+"""Which server under the reader path: abtest under each server it can run, in one run.
 
     python bench/servers.py [--workers 2] [--duration 3] [--rounds 3]
 
-Starts a private redis-server and serves abtest (and the floor's HINCRBY
-view, bench/floor.py) under each candidate in turn, with the same number of
-worker processes: gunicorn's sync workers, gunicorn's gthread workers (8
-threads, ``abtest serve``'s default) and granian's WSGI interface.  Each is
-driven by wrk with keep-alive and with ``Connection: close``, for new
-visitors, returning visitors and clicks, alternating servers round by round;
-the table gives medians and each server's requests/s relative to gunicorn
-sync in the same run.  Needs wrk and granian (``pip install granian``).
+Starts a private redis-server and serves abtest with ``abtest serve`` under
+each candidate in turn, with the same number of worker processes:
+gunicorn's sync workers (``--server gunicorn --threads 1``), gunicorn's
+gthread workers (``--server gunicorn``, 8 threads) and granian
+(``--server granian``, 8 blocking threads: the default).  Each is driven by
+wrk with keep-alive and with ``Connection: close``, for new visitors,
+returning visitors and clicks, alternating servers round by round; the table
+gives medians and each server's requests/s relative to gunicorn sync in the
+same run.  Needs wrk.
 """
 
 from __future__ import annotations
@@ -45,42 +46,17 @@ from reader import (  # noqa: E402
 from scratch_redis import free_port  # noqa: E402
 
 from abtest import keys  # noqa: E402
+from abtest.server import DEFAULT_THREADS  # noqa: E402
 
 
 def servers(workers: int, port: int) -> dict[str, list[str]]:
-    """Each candidate's command line serving abtest.wsgi:app on ``port``."""
-    bind = f"127.0.0.1:{port}"
-    gunicorn = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers)]
+    """Each candidate's command line serving abtest on ``port``."""
+    serve = [sys.executable, "-m", "abtest.cli", "serve", "--port", str(port)]
+    serve += ["--workers", str(workers)]
     return {
-        "gunicorn sync": [*gunicorn, "--worker-class", "sync", "--preload", "abtest.wsgi:app"],
-        "gunicorn gthread (8 threads)": [
-            *gunicorn,
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "8",
-            "--preload",
-            "abtest.wsgi:app",
-        ],
-        "granian wsgi": [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "wsgi",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--blocking-threads",
-            "8",
-            "--no-ws",
-            "--log-level",
-            "warning",
-            "abtest.wsgi:app",
-        ],
+        "gunicorn sync": [*serve, "--server", "gunicorn", "--threads", "1"],
+        f"gunicorn gthread ({DEFAULT_THREADS} threads)": [*serve, "--server", "gunicorn"],
+        f"granian ({DEFAULT_THREADS} blocking threads)": [*serve, "--server", "granian"],
     }
 
 
@@ -95,9 +71,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", help="run only servers whose name contains this text")
     args = parser.parse_args()
-    for tool in ("wrk", "granian"):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} is needed (apt-get install wrk; pip install granian)")
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
 
     work = Path(tempfile.mkdtemp(prefix="abtest-servers-"))
     redis_port = free_port()
@@ -124,7 +99,7 @@ def main() -> int:
             for name in candidates:
                 port = free_port()
                 command = servers(args.workers, port)[name]
-                with process(command, env, work / f"{name.split()[0]}.log"):
+                with process(command, env, work / f"server-{list(candidates).index(name)}.log"):
                     base = f"http://127.0.0.1:{port}"
                     wait_http(base + "/healthz/live")
                     for variant in "abc":
