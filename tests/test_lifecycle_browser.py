@@ -300,3 +300,46 @@ def _front_slugs(base: str) -> list[tuple[str, str]]:
         slug = {"Harbour": "harbour-fire", "School": "school-prize"}.get(headline.split()[0], SLUG)
         found.append((slug, headline))
     return found
+
+
+def test_the_publishing_pages_fit_a_phone(live, browser):  # noqa: F811
+    """At 390 px the pages added for publishing are as wide as the screen; only
+    tables scroll, inside their wrappers."""
+    from test_phone_browser import ESCAPES, PAGE_WIDTH, phone
+
+    service, base = live
+    service.create(
+        Definition("budget-vote", STORY["title"], tuple(STORY["headlines"].splitlines()), ("x",)),
+        status=SCHEDULED,
+        starts_at=service.clock() + 3600,
+    )
+    service.decide(SLUG, "b", editor="ed")
+    service.archive(SLUG, editor="ed")
+    page = phone(browser)
+    page.goto(f"{base}/dashboard/login")
+    page.fill("#username", "editor")
+    page.fill("#password", "correct horse")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/dashboard/")
+    for path in (
+        "/dashboard/new",
+        "/dashboard/budget-vote",
+        "/dashboard/budget-vote/edit",
+        "/dashboard/budget-vote/preview?variant=b",
+        "/dashboard/budget-vote/preview?variant=b&page=story",
+        "/dashboard/front-page",
+        "/dashboard/archived",
+    ):
+        page.goto(base + path)
+        width, screen = page.evaluate(PAGE_WIDTH)
+        assert (width, screen) == (390, 390), path
+        assert page.evaluate(ESCAPES) == [], path
+    # A live story's page: its publishing block (the rest is tests/test_phone_browser.py's).
+    page.goto(f"{base}/dashboard/{SLUG}")
+    assert page.evaluate(PAGE_WIDTH) == [390, 390]
+    block = "Array.from(document.querySelectorAll('#publishing, #publishing *'))"
+    rights = page.evaluate(f"{block}.map(el => el.getBoundingClientRect().right)")
+    assert rights and max(rights) <= 390
+    page.goto(f"{base}/dashboard/budget-vote")
+    shot(page, "phone-scheduled")
+    page.context.close()
