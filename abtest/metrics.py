@@ -27,7 +27,9 @@ Metrics (every name starts ``abtest_``):
   - ``uncounted``: the reader was served but nothing was counted because the
     service could not count it: ``redis-unavailable`` (the call failed or
     timed out), ``circuit-open`` (not tried during the back-off after a
-    failure), ``late`` (the counting script ran after the request's deadline);
+    failure), ``late`` (the counting script ran after the request's deadline),
+    ``edited`` (the story's text changed a moment ago: counting waits until
+    no worker can still serve the old text);
   - ``excluded``: deliberately not counted: ``bot``, ``prefetch``,
     ``rate-limited`` (past the client's budget);
 
