@@ -115,6 +115,7 @@ def test_a_draft_is_previewed_edited_and_started(live, editor_page):
     page.goto(f"{base}/dashboard/new")
     for field in ("slug", "title", "headlines", "body"):
         page.fill(f"#{field}", STORY[field])
+    shot(page, "new")
     page.click("#create-draft")
     expect(page.locator("#status-badge")).to_have_text("Draft")
     expect(page.locator(".flash-success")).to_contain_text("Saved as a draft")
