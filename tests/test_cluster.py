@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 import urllib.request
@@ -93,8 +94,22 @@ def settings(cluster: Cluster, tmp_path, **changes) -> Settings:
     )
 
 
-def service_on(cluster: Cluster, tmp_path) -> Service:
-    return Service.from_settings(settings(cluster, tmp_path), connect(cluster.url, timeout=5))
+@pytest.fixture
+def service_on(tmp_path):
+    """Services on a cluster, each with a client of its own; stopped and closed after."""
+    made: list[Service] = []
+
+    def make(cluster: Cluster) -> Service:
+        service = Service.from_settings(
+            settings(cluster, tmp_path), connect(cluster.url, timeout=5)
+        )
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        service.stop()
+        service.store.redis.close()
 
 
 def node_of(client: RedisCluster, slug: str) -> str:
@@ -133,12 +148,12 @@ def test_the_seed_and_the_command_line_work_on_a_cluster(cluster, client, tmp_pa
 
 
 def test_an_experiment_missing_from_the_index_comes_back_when_created_again(
-    cluster, client, tmp_path
+    cluster, client, tmp_path, service_on
 ):
     # A creation cut off between its two steps (definition written, index
     # not): readers skip it, and creating it again (the seed is, at every
     # start) completes it with its first creation time.
-    store = service_on(cluster, tmp_path).store
+    store = service_on(cluster).store
     assert store.create(story(1), now=1000.0)
     client.zrem(keys.EXPERIMENTS, "story-1")
     client.zadd(keys.EXPERIMENTS, {"story-9": 999.0})  # an entry whose definition is missing
@@ -146,6 +161,46 @@ def test_an_experiment_missing_from_the_index_comes_back_when_created_again(
     assert not store.create(story(1), now=2000.0)
     assert [e.slug for e in store.load_all()] == ["story-1"]
     assert client.zscore(keys.EXPERIMENTS, "story-1") == 1000.0
+
+
+# -- the counting connections ----------------------------------------------------
+
+
+def test_a_count_sent_to_a_node_that_lost_the_slot_is_counted_once_where_it_moved(
+    cluster, client, tmp_path, service_on
+):
+    store = service_on(cluster).store
+    store.create(story(1))
+    slot = client.keyslot(keys.meta("story-1"))
+    owner = client.nodes_manager.slots_cache[slot][0]
+    other = next(n for n in client.get_primaries() if n.name != owner.name)
+    # The store's slot map says another node: it answers MOVED (nothing ran there).
+    store.redis.nodes_manager.slots_cache[slot] = [other]
+    (result,) = store.record_impressions([("story-1", "a")])
+    assert result.counted
+    assert store.redis.nodes_manager.slots_cache[slot][0].name == owner.name
+    assert client.hgetall(keys.counts("story-1")) == {"i:a": "1"}
+
+
+def test_a_node_that_lost_its_scripts_gets_them_and_counts_once(
+    cluster, client, tmp_path, service_on
+):
+    store = service_on(cluster).store
+    for i in range(6):
+        store.create(story(i))
+    visits = [(f"story-{i}", "b") for i in range(6)]
+    store.record_impressions(visits)
+    flushed = client.get_node_from_key(keys.meta("story-0"))
+    client.execute_command("SCRIPT FLUSH", target_nodes=flushed)
+
+    def script_commands() -> int:
+        stats = client.info("commandstats", target_nodes=flushed)
+        return stats.get("cmdstat_script", {}).get("calls", 0)
+
+    before = script_commands()
+    assert all(r.counted for r in store.record_impressions(visits))
+    assert script_commands() == before + 1  # SCRIPT LOAD, there only
+    assert [client.hget(keys.counts(slug), "i:b") for slug, _ in visits] == ["2"] * 6
 
 
 # -- two servers, concurrent readers ------------------------------------------
@@ -214,9 +269,9 @@ def stored_counts(service: Service) -> tuple[Counter, Counter]:
 
 
 def test_two_servers_count_concurrent_readers_exactly_and_both_serve_the_winner(
-    cluster, client, tmp_path
+    cluster, client, tmp_path, service_on
 ):
-    service = service_on(cluster, tmp_path)
+    service = service_on(cluster)
     for i in range(5):
         service.create(story(i))
     service.ensure_seed()
@@ -329,12 +384,11 @@ def test_a_front_page_costs_at_most_one_round_trip_per_node(cluster, client, tmp
             figures.append((running, len(nodes)))
         finally:
             service.stop()
+            service.store.redis.close()
     print("front page, running experiments -> round trips (one per node):", figures)
 
 
 def sign_in(browser) -> None:
-    import re
-
     page = browser.get("/dashboard/login").data.decode()
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     browser.post(
@@ -382,3 +436,122 @@ def test_the_dashboard_lists_1000_experiments_in_one_pipelined_read_per_node(
         print("dashboard list, round trips per node at 10 and 1,000 experiments:", dict(ten))
     finally:
         service.stop()
+        service.store.redis.close()
+
+
+# -- failover (last: it leaves the replica as master) ---------------------------
+
+
+class Stream(threading.Thread):
+    """New readers of one server's front page, one after another, while ``gate`` is set;
+    records when each was sent and answered, its status, and the headlines counted."""
+
+    def __init__(self, server: Serve, gate: threading.Event, stop: threading.Event):
+        super().__init__(daemon=True)
+        self.browser = server.client()
+        self.gate, self.stop = gate, stop
+        self.records: list[tuple[float, float, int, list[str]]] = []
+        self.errors: list[str] = []
+        #: Set while the gate holds this stream (no request of its in flight).
+        self.idle = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            if not self.gate.is_set():
+                self.idle.set()
+                self.gate.wait()
+                self.idle.clear()
+            sent = time.monotonic()
+            try:
+                page = self.browser.get("/", keep_cookie=False)
+            except OSError as error:
+                self.errors.append(repr(error))
+                continue
+            counted = [h for link, h in teasers(page.body) if link.startswith("/c/")]
+            self.records.append((sent, time.monotonic(), page.status, counted))
+            time.sleep(0.005)
+        self.browser.close()
+
+
+def test_a_master_killed_under_traffic_fails_over_to_its_replica(
+    cluster, client, tmp_path, service_on
+):
+    master, replica = cluster.masters[SEED_MASTER], cluster.replicas[SEED_MASTER]
+    service = service_on(cluster)
+    service.ensure_seed()
+    for i in range(5):
+        service.create(story(i))
+    seed = set(seed_definition().headlines)
+    with Serve(tmp_path / "serve", workers=2, REDIS_URL=cluster.url) as server:
+        returning = server.client()
+        first = returning.get("/")
+        assert first.status == 200
+        # This reader's first visit counted too.
+        before = Counter(h for link, h in teasers(first.body) if link.startswith("/c/"))
+        gate, stop = threading.Event(), threading.Event()
+        gate.set()
+        streams = [Stream(server, gate, stop) for _ in range(4)]
+        for stream in streams:
+            stream.start()
+
+        def seed_counted(after: float = 0.0) -> int:
+            return sum(n for h, n in before.items() if h in seed and not after) + sum(
+                1
+                for stream in streams
+                for sent, _, _, counted in list(stream.records)
+                if sent > after
+                for h in counted
+                if h in seed
+            )
+
+        try:
+            wait_until(lambda: seed_counted() >= 50, 60, "readers counted before the kill")
+            # Quiet, replicated: the baseline no failover may lose.
+            gate.clear()
+            wait_until(lambda: all(s.idle.is_set() for s in streams), 30, "requests answered")
+            with master.client() as direct:
+                counts = direct.hgetall(keys.counts(SEED_SLUG))
+                baseline = sum(int(v) for k, v in counts.items() if k.startswith("i:"))
+                assert direct.execute_command("WAIT", 1, 1000) == 1
+            assert baseline == seed_counted()
+            gate.set()
+            resumed_from = time.monotonic()
+            wait_until(lambda: seed_counted(resumed_from) >= 20, 60, "counting under traffic")
+            killed_at = time.monotonic()
+            master.kill()
+            wait_until(lambda: seed_counted(killed_at) >= 1, 60, "counting resumes on the replica")
+            resumed_at = min(
+                done
+                for stream in streams
+                for sent, done, _, counted in stream.records
+                if sent > killed_at and seed & set(counted)
+            )
+            wait_until(lambda: seed_counted(resumed_at) >= 20, 60, "counting goes on")
+            assert returning.get("/").status == 200
+        finally:
+            returning.close()
+            stop.set()
+            gate.set()
+            for stream in streams:
+                stream.join(timeout=30)
+        statuses = Counter(status for s in streams for _, _, status, _ in s.records)
+        assert statuses.keys() == {200} and not any(s.errors for s in streams), statuses
+    with replica.client() as promoted:
+        assert promoted.info("replication")["role"] == "master"
+    acknowledged = before + Counter(
+        h for s in streams for _, _, _, counted in s.records for h in counted
+    )
+    stored, _ = stored_counts(service_on(cluster))
+    seed_stored = sum(n for h, n in stored.items() if h in seed)
+    seed_acknowledged = sum(n for h, n in acknowledged.items() if h in seed)
+    # Everything acknowledged and replicated before the kill survived it...
+    assert seed_stored >= baseline
+    # ...and the masters that stayed up lost nothing and counted nothing twice.
+    assert {h: n for h, n in stored.items() if h not in seed} == {
+        h: n for h, n in acknowledged.items() if h not in seed
+    }
+    print(
+        f"failover: counting resumed {resumed_at - killed_at:.2f} s after the kill; "
+        f"seed impressions acknowledged {seed_acknowledged}, stored {seed_stored} "
+        f"(lost {seed_acknowledged - seed_stored}; {baseline} replicated before the kill)"
+    )
