@@ -38,6 +38,7 @@ from collections.abc import Sequence
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
+from redis.connection import AbstractConnection
 from redis.exceptions import (
     AskError,
     MovedError,
@@ -77,6 +78,15 @@ class CountingConnections:
     def __init__(self, client: redis.Redis):
         self.client = client
         self._idle: list[tuple[redis.Connection, float]] = []
+        # A connection class with a connect() of its own is connected through it,
+        # as the pool does on each loan: a Sentinel-managed connection asks the
+        # sentinels for the primary there, where a send on a closed connection
+        # would connect again to whichever address it had last.
+        connection_class = client.connection_pool.connection_class
+        self._connect_first = connection_class.connect is not AbstractConnection.connect
+        #: Where the sentinels last said the primary is (the store asks them):
+        #: a connection still on another address is moved before its next count.
+        self.primary: tuple[str, int] | None = None
         reset_after_fork(self)
 
     def evalsha_many(self, script: Script, calls: Sequence[tuple[Sequence, Sequence]]) -> list:
@@ -111,6 +121,8 @@ class CountingConnections:
         connection, used = self._take()
         replies = []
         try:
+            if self._connect_first:
+                self._to_primary(connection)
             if used < time.monotonic() - self.IDLE_CHECK:
                 _drop_if_stale(connection)
             connection.send_packed_command(connection.pack_commands(commands))
@@ -124,6 +136,17 @@ class CountingConnections:
             if len(replies) != len(commands):
                 connection.disconnect()  # its next reply would answer someone else
             self._idle.append((connection, time.monotonic()))
+
+    def _to_primary(self, connection: redis.Connection) -> None:
+        """Connect ``connection`` through its own connect(), first closing it if it
+        is still on a primary other than :attr:`primary`."""
+        if connection.is_connected and self.primary not in (
+            None,
+            (connection.host, connection.port),
+        ):
+            connection.disconnect()
+        if not connection.is_connected:
+            connection.connect()
 
     def _take(self) -> tuple[redis.Connection, float]:
         """An idle connection and when it was last used, or a new one."""

@@ -23,6 +23,7 @@ written on its own (docs/scaling.md).
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import json
 import threading
@@ -35,6 +36,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
+from redis.sentinel import SentinelConnectionPool
 
 from . import keys, redis_urls, scripts
 from .counting import ClusterCountingConnections, CountingConnections
@@ -231,6 +233,10 @@ class RedisStore:
         else:
             self._counting = CountingConnections(client)
             connection_kwargs = client.connection_pool.connection_kwargs
+        #: Whether the client follows a Sentinel-watched primary.
+        self.sentinel = not self.cluster and isinstance(
+            client.connection_pool, SentinelConnectionPool
+        )
         #: The client's socket timeout (s): how long a reader waits for a count.
         self.timeout: float | None = connection_kwargs.get("socket_timeout")
         # register_script computes the SHA locally: no I/O here.
@@ -324,6 +330,8 @@ class RedisStore:
         index entry whose experiment is missing (a creation under way) is
         left out, and so is an experiment missing from the index.
         """
+        if self.sentinel:
+            self._follow_primary()
         listed = self._listed
         experiments, _, index = self._load(listed, with_excluded=False, with_index=True)
         self._listed = index
@@ -333,6 +341,20 @@ class RedisStore:
             experiments += self._load(new, with_excluded=False)[0]
         found = {experiment.slug: experiment for experiment in experiments}
         return [found[slug] for slug in index if slug in found]
+
+    def _follow_primary(self) -> None:
+        """Ask the sentinels where the primary is; connections still on another
+        address move to it (the pool's idle ones now, the counting ones before
+        their next count).
+
+        A primary demoted by ``SENTINEL FAILOVER`` (or cut off by a partition)
+        keeps answering, and what is written to it once its replica has taken
+        over is lost when it becomes a replica.  Asked at each refresh, the
+        answer reaches every connection within a refresh interval, not at its
+        first error.  When no sentinel answers, the connections stay put.
+        """
+        with contextlib.suppress(*REDIS_ERRORS):
+            self._counting.primary = self.redis.connection_pool.get_master_address()
 
     def _load(
         self, slugs: list[str], with_excluded: bool, with_index: bool = False
