@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 from redis.cluster import RedisCluster
-from topologies import Cluster, SentinelSetup
+from topologies import Cluster, SentinelSetup, free_port
 
+from abtest.config import ConfigError, Settings
 from abtest.redis_urls import InvalidRedisURL, client_for, parse
+from abtest.store import StoreError, connect
 
 
 @pytest.mark.parametrize(
@@ -72,3 +74,18 @@ def test_cluster_and_sentinel_urls_reach_real_servers(tmp_path):
         assert sentinel.primary.client().get("k") == "v"
     finally:
         sentinel.stop()
+
+
+def test_a_redis_url_of_no_known_form_is_a_configuration_error():
+    with pytest.raises(ConfigError, match="REDIS_URL: .*must start with"):
+        Settings(redis_url="http://localhost:6379").validate()
+    with pytest.raises(ConfigError, match="name the monitored primary"):
+        Settings(redis_url="redis+sentinel://localhost:26379").validate()
+    Settings(redis_url="redis+cluster://10.0.0.1:7000,10.0.0.2:7000").validate()
+
+
+def test_a_cluster_that_cannot_be_reached_is_a_store_error():
+    # A cluster client reads the slot map when it is made: nothing answers here.
+    port = free_port()
+    with pytest.raises(StoreError, match="Redis Cluster can't be reached"):
+        connect(f"redis+cluster://127.0.0.1:{port}", timeout=0.5)
