@@ -109,3 +109,4 @@ def test_the_dashboard_lists_1000_experiments_in_the_round_trips_of_10(many_app,
     )
     assert sent <= 2
     assert stats.status_code == 200 and stats.get_json()["experiment"] == "story-500"
+    print(f"dashboard list: {ten} round trips at 10 and 1,000 experiments; stats: {sent}")
