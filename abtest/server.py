@@ -362,6 +362,7 @@ def _serve_granian(load, host, port, workers, threads, access_log, in_worker, na
 def _worker_app(load, in_worker, master: int) -> Callable:
     """granian calls this in each worker before it serves: the app, and the worker's own work."""
     _die_with(master)
+    _one_stop_signal()
     app = _preloaded.get("app")
     if app is None:  # spawned, not forked
         app = _preloaded["app"] = load()
@@ -395,6 +396,74 @@ def _die_with(master: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=orphaned, name="abtest-orphaned", daemon=True).start()
+
+
+def _one_stop_signal() -> None:
+    """Have this granian worker stop on the first SIGINT/SIGTERM, whichever thread takes it.
+
+    Two faults of granian's worker (it installs its handlers after this runs,
+    so the installer is wrapped):
+
+    - Its handler sets the worker's stop signal, and setting that a second
+      time blocks for ever.  A Ctrl-C reaches every process of the
+      terminal's group, and then the master sends each worker SIGTERM (so
+      does systemd to every process of a unit): the handler here passes on
+      the first signal only.
+    - Python runs signal handlers in the main thread only, and a worker's
+      main thread sleeps until its handler has run.  The kernel may hand a
+      signal to one of the worker's other threads (when the main thread has
+      one pending already, as with those two at once); then the handler
+      waited, and the worker hung until killed, with whatever requests it
+      held.  Whichever thread takes the signal writes its number to a pipe
+      (``signal.set_wakeup_fd``), and a thread reading the pipe sends it on
+      to the main thread until the handler has run.
+    """
+    import signal
+
+    try:
+        from granian import _signals
+    except ImportError:  # a granian that stops its workers another way
+        return
+    install = getattr(_signals, "set_sync_signals", None)
+    if install is None or getattr(install, "once", False):
+        return
+
+    def set_sync_signals():
+        event = install()
+        stopping = threading.Lock()
+        numbers = frozenset(_signals._get_signals())
+
+        def handler(signum, frame) -> None:
+            if stopping.acquire(blocking=False):
+                event.set()
+
+        for number in numbers:
+            signal.signal(number, handler)
+        readable, writable = os.pipe()
+        os.set_blocking(writable, False)
+        signal.set_wakeup_fd(writable, warn_on_full_buffer=False)
+        threading.Thread(
+            target=_pass_signals_on,
+            args=(readable, threading.get_ident(), numbers, stopping),
+            name="abtest-signals",
+            daemon=True,
+        ).start()
+        return event
+
+    set_sync_signals.once = True
+    _signals.set_sync_signals = set_sync_signals
+
+
+def _pass_signals_on(readable: int, main: int, numbers: frozenset, stopping) -> None:
+    """Send each stop signal taken by any thread on to the main thread, until it has acted."""
+    import signal
+
+    while True:
+        taken = os.read(readable, 64)
+        if not taken or stopping.locked():
+            return
+        for number in set(taken) & numbers:
+            signal.pthread_kill(main, number)
 
 
 def _refuse_a_busy_port(host: str, port: int) -> None:

@@ -115,14 +115,17 @@ class Serve:
         workers: int = 2,
         threads: int | None = None,
         server: str | None = None,
+        own_group: bool = False,
         **env: str,
     ):
-        """``threads``, ``server`` None: ``abtest serve``'s defaults."""
+        """``threads``, ``server`` None: ``abtest serve``'s defaults.  ``own_group``:
+        in a process group of its own, as a command run from a terminal."""
         self.data_dir = data_dir
         self.port = port or free_port()
         self.workers = workers
         self.threads = threads
         self.server = server
+        self.own_group = own_group
         self.env = subprocess_env(
             ABTEST_DATA_DIR=str(data_dir),
             ABTEST_SECRET_KEY=TEST_SECRET,
@@ -145,6 +148,7 @@ class Serve:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=self.own_group,
             )
         wait_until(
             lambda: self.process.poll() is not None or answers(self.port, ready),

@@ -12,6 +12,7 @@ wait polls for a condition with a generous deadline.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -163,6 +164,29 @@ def test_sigterm_lets_a_running_request_finish_and_exits_0(tmp_path, own_redis, 
     assert response.status == 200 and response.cookie  # served, and counted
     assert impressions(admin) == before + 1
     assert serve.process.returncode == 0, serve.output()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", SERVERS)
+def test_ctrl_c_stops_every_worker_and_the_embedded_redis_with_a_save(tmp_path, kind):
+    data = tmp_path / "data"
+    serve = Serve(data, server=kind, own_group=True).start()
+    try:
+        workers = two_workers(serve)
+        assert reader_served(serve)
+        # A terminal's Ctrl-C: SIGINT to every process of the group at once;
+        # then the master signals each worker too.
+        os.killpg(serve.process.pid, signal.SIGINT)
+        serve.process.wait(timeout=60)
+    finally:
+        serve.stop()
+    output = serve.output()
+    assert serve.process.returncode == 0, output
+    assert not any(map(alive, workers))
+    # Every worker stopped on its own (granian kills one that does not).
+    assert "refused to gracefully stop" not in output, output
+    assert not (data / "redis.sock").exists() and not (data / "redis.owner").exists()
+    assert "restarting it" not in output
 
 
 #: A live gauge's file in the metrics directory (prometheus-client's multiprocess mode).
