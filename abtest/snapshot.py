@@ -2,10 +2,12 @@
 
 Each worker keeps the experiments (definition, status, counts and the Beta
 posteriors built from them) in memory, so that a reader's request needs at
-most one round trip to Redis (the count) and a returning reader's none.  A
-background thread re-reads them every ``refresh_interval`` seconds (0.5 s by
-default, at most 1 s) in one pipelined round trip, which also reads Redis's
-clock (counting scripts' deadlines are sent in it), and every counted
+most one round trip to Redis (the count; on a Redis Cluster, one to each
+node holding one of the page's experiments, sent together) and a returning
+reader's none.  A background thread re-reads them every ``refresh_interval``
+seconds (0.5 s by default, at most 1 s) in one pipelined round trip (one per
+node on a cluster), which also reads Redis's clock (counting scripts'
+deadlines are sent in it), and every counted
 impression folds in the counts its script returns.  So the counts a decision
 samples from lag Redis by at most the refresh interval plus one round trip;
 if the refresher stalls, a request re-reads them itself once the snapshot is
@@ -171,7 +173,7 @@ class Snapshot:
         return self._entries
 
     def refresh(self) -> None:
-        """Re-read every experiment from Redis (one round trip)."""
+        """Re-read every experiment from Redis (one round trip, one per node on a cluster)."""
         experiments = start_due(self.store, self.store.load_all())
         self._entries = {experiment.slug: self.entry(experiment) for experiment in experiments}
         self._loaded_at = self.monotonic()
