@@ -244,7 +244,10 @@ def _service() -> Iterator[Service]:
                 except EmbeddedRedisError as error:
                     raise click.ClickException(str(error)) from None
             url = embedded.url
-        connection = connect(url, timeout=5)
+        try:
+            connection = connect(url, timeout=5)
+        except (StoreError, ValueError) as error:  # a cluster away; a REDIS_URL of no known form
+            raise click.ClickException(str(error)) from None
         stack.callback(connection.close)
         service = Service.from_settings(settings, connection)
         stack.callback(service.stop)  # its background refresher ends before the connection
