@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
+from conftest import TEST_SECRET
 from redis.cluster import RedisCluster
 from topologies import Cluster, SentinelSetup, free_port
 
+from abtest.cli import main
 from abtest.config import ConfigError, Settings
 from abtest.redis_urls import InvalidRedisURL, client_for, parse
 from abtest.store import StoreError, connect
@@ -89,3 +92,16 @@ def test_a_cluster_that_cannot_be_reached_is_a_store_error():
     port = free_port()
     with pytest.raises(StoreError, match="Redis Cluster can't be reached"):
         connect(f"redis+cluster://127.0.0.1:{port}", timeout=0.5)
+
+
+def test_a_command_says_the_cluster_cannot_be_reached(tmp_path):
+    runner = CliRunner(
+        env={
+            "REDIS_URL": f"redis+cluster://127.0.0.1:{free_port()}",
+            "ABTEST_DATA_DIR": str(tmp_path),
+            "ABTEST_SECRET_KEY": TEST_SECRET,
+        }
+    )
+    listed = runner.invoke(main, ["experiments", "list"])
+    assert listed.exit_code == 1
+    assert "Error: the Redis Cluster can't be reached" in listed.output
