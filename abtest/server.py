@@ -343,7 +343,7 @@ def _serve_granian(load, host, port, workers, threads, access_log, in_worker, na
     server.on_startup(started.set)
     stop = threading.Event()
     threading.Thread(
-        target=_forget_dead_workers_until, args=(stop,), name="abtest-reaper", daemon=True
+        target=_forget_dead_workers_until, args=(stop,), name="abtest-exited-workers", daemon=True
     ).start()
     try:
         server.serve(
