@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import textwrap
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -344,17 +345,19 @@ class _Chart:
         self.y1 = max(self.y1, y + 26)
 
     def message(self, text: str, y: float | None = None) -> None:
+        """``text`` centred over the plot, broken into lines that fit the drawing's width."""
         y = (self.y0 + self.y1) / 2 if y is None else y
-        self.add(
-            _el(
-                "text",
-                text,
-                x=(self.x0 + self.x1) / 2,
-                y=y,
-                class_="empty-chart",
-                text_anchor="middle",
-            )
+        x = (self.x0 + self.x1) / 2
+        # Centred on the plot, a line may reach the drawing's edges only as far as
+        # the nearer one, less a margin.
+        room = 2 * min(x, self.width - x) - 2 * self.font
+        per_line = max(8, int(room / (0.6 * self.font)))
+        lines = textwrap.wrap(text, per_line) or [text]
+        first = y - (len(lines) - 1) * 0.6 * self.font
+        spans = "".join(
+            _el("tspan", line, x=x, y=first + i * 1.2 * self.font) for i, line in enumerate(lines)
         )
+        self.add(f'<text class="empty-chart" text-anchor="middle">{spans}</text>')
 
     def clip(self) -> str:
         self.add(

@@ -162,6 +162,12 @@ def test_the_dashboard_fits_a_phone_screen(live_server, browser):
         assert page.goto(base + path).status == 200, path
         assert_fits_the_screen(page, 390)
 
+    # Started with no readers yet: the charts say so, in lines that fit the screen.
+    service.start("a-draft", "editor")
+    page.goto(f"{base}/dashboard/a-draft")
+    assert page.locator("svg.chart text.empty-chart").count() > 0
+    assert_fits_the_screen(page, 390)
+
     service.decide(SLUG, "b", "editor")
     for path in (f"/dashboard/{SLUG}", f"/dashboard/{SLUG}/reopen"):
         page.goto(base + path)
