@@ -60,6 +60,11 @@ def test_metrics_answer_only_the_token(client):
         assert refused.status_code == 401
         assert refused.headers["WWW-Authenticate"].startswith("Bearer")
         assert "abtest_" not in refused.text
+        # Words, not a <placeholder> that vanishes wherever the message is shown as HTML.
+        message = refused.json["error"]
+        assert "<" not in message and ">" not in message
+        assert "Authorization: Bearer followed by a space and the metrics token" in message
+        assert "ABTEST_METRICS_TOKEN" in message and "ABTEST_API_TOKEN" in message
 
 
 def _app(settings, redis_client, **changes):

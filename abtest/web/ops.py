@@ -18,6 +18,15 @@ __all__ = ["blueprint", "RequestMetrics", "register", "bearer_matches"]
 
 blueprint = Blueprint("ops", __name__)
 
+#: What a refused scraper must send, spelled out in words as the API's 401 is
+#: (abtest.web.api.SEND_TOKEN): a placeholder in angle brackets vanishes
+#: wherever the message is shown as HTML.
+SEND_METRICS_TOKEN = (
+    "send the header Authorization: Bearer followed by a space and the metrics token "
+    "(ABTEST_METRICS_TOKEN; while that is unset, the API token: ABTEST_API_TOKEN, in "
+    "development the api_token file in the data directory)"
+)
+
 
 def bearer_matches(token: str | None) -> bool:
     """Whether this request carries ``Authorization: Bearer <token>`` (never for no token)."""
@@ -38,7 +47,7 @@ def metrics_view():
         response.status_code = 404
         return response
     if not bearer_matches(token):
-        response = jsonify(error="send Authorization: Bearer <metrics token>")
+        response = jsonify(error=SEND_METRICS_TOKEN)
         response.status_code = 401
         response.headers["WWW-Authenticate"] = 'Bearer realm="abtest metrics"'
         return response
