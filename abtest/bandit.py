@@ -132,7 +132,7 @@ class Posterior:
         """Index of the variant to show the next reader.
 
         ``rng`` draws the next batch when this one is used up.  ``list.pop``
-        is atomic, so threads (gthread workers) may share a posterior: each
+        is atomic, so a worker's threads may share a posterior: each
         decision goes to one caller.
         """
         try:

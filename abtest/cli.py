@@ -3,7 +3,8 @@ hash-password.
 
 The imports up here stay light: `abtest --help`, `abtest editors` and
 `abtest experiments list` answer at once because numpy, scipy, flask and
-gunicorn are imported only inside the commands that need them.
+the WSGI servers (granian, gunicorn) are imported only inside the commands
+that need them.
 """
 
 from __future__ import annotations
@@ -143,8 +144,10 @@ def serve(host, port, workers, threads, server, access_log, redis_url, data_dir)
         prepare_multiprocess(settings.data_dir)
     except (ConfigError, OSError) as error:
         raise click.ClickException(str(error)) from None
-    # Before anything starts: gunicorn would say "Connection in use" five
-    # times over several seconds, after we had said "serving on".
+    # Before anything starts (the embedded Redis, the app, the workers) and
+    # before "serving on" is said: granian binds with SO_REUSEPORT and could
+    # share a port another such server holds, and gunicorn would say
+    # "Connection in use" five times over several seconds.
     check_listen(host, port)
     from .embedded import EmbeddedRedis, EmbeddedRedisError
 
@@ -200,7 +203,8 @@ def check_listen(host: str, port: int) -> None:
             f"can't listen on {host!r} ({error.strerror}): choose another --host"
         ) from None
     with socket.socket(family, kind, proto) as probe:
-        # As gunicorn binds: a port whose last connections are in TIME_WAIT is free.
+        # As the servers bind (SO_REUSEADDR): a port whose last connections are
+        # in TIME_WAIT is free.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)

@@ -168,7 +168,8 @@ class Settings:
     #: ``ABTEST_BREAKER_BACKOFF``: after a Redis call times out or fails, how
     #: long readers are served uncounted at once before counting is tried again.
     breaker_backoff: float = 1.0
-    #: ``ABTEST_ACCESS_LOG``: log one line per request (gunicorn's access log).
+    #: ``ABTEST_ACCESS_LOG``: log one line per request (the server's access log,
+    #: granian's or gunicorn's, on stdout).
     access_log: bool = False
     #: ``ABTEST_METRICS_TOKEN``: Bearer token for ``/metrics``; unset: the API
     #: token opens it.

@@ -65,9 +65,9 @@ def _drop_if_stale(connection: redis.Connection) -> None:
 class CountingConnections:
     """Connections made with ``client``'s pool settings, for the counting scripts alone.
 
-    Kept in a list whose ``pop`` and ``append`` are atomic: threads (gthread
-    workers) never share one, and there are only as many as counts ever ran at
-    once in this process (one per thread at most).  Errors are redis-py's own.
+    Kept in a list whose ``pop`` and ``append`` are atomic: a worker's threads
+    never share one, and there are only as many as counts ever ran at once in
+    this process (one per thread at most).  Errors are redis-py's own.
     """
 
     #: A connection idle longer than this (s) is checked before use, as

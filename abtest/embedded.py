@@ -229,8 +229,9 @@ class EmbeddedRedis:
         self._supervisor: threading.Thread | None = None
         self._lock = threading.Lock()
         #: The process that started the server, the only one that may stop it:
-        #: a forked gunicorn worker unwinds through the same ``finally`` as its
-        #: master, with a copy of this object (and of the Popen's locks).
+        #: a forked worker that exits by unwinding the stack it inherited
+        #: (gunicorn's do) passes through the same ``finally`` as its master,
+        #: with a copy of this object (and of the Popen's locks).
         self._owner_pid = os.getpid()
 
     @property

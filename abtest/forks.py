@@ -1,10 +1,11 @@
 """What a forked worker must not share with its parent: one registry, run in each child.
 
-``abtest serve`` builds the app once and gunicorn forks its workers from it
-(``preload_app``).  Connections, random streams, locks and threads made
-before the fork belong to the parent: a worker talking on its parent's
-socket would read its siblings' replies, and one drawing from its parent's
-random stream would repeat their choices.  Objects holding such state
+``abtest serve`` builds the app once, in the server's master, and the server
+forks its workers from it (:mod:`abtest.server`: granian's workers, or
+gunicorn's with ``preload_app``).  Connections, random streams, locks and
+threads made before the fork belong to the parent: a worker talking on its
+parent's socket would read its siblings' replies, and one drawing from its
+parent's random stream would repeat their choices.  Objects holding such state
 register here; ``_after_fork()`` runs on each of them in every child.
 
 The hook is installed with ``os.register_at_fork`` when the first object

@@ -5,13 +5,15 @@ The service code records through the functions here; ``/metrics``
 add (the labelled child is looked up once and kept), cheap enough for the
 reader path.
 
-Under ``abtest serve`` several gunicorn workers serve: :func:`prepare_multiprocess`
-(called in the master, before the app is built and the workers fork) puts
-prometheus-client in its multiprocess mode, each process writing its values
-to a file of its own in a fresh directory, and ``/metrics`` reads them all,
-so every figure is the whole server's.  :func:`worker_exited` (gunicorn's
-``child_exit`` hook) drops a dead worker's circuit state; its counts stay in
-the totals.  Other modules read the metric objects as attributes of this
+Under ``abtest serve`` several worker processes serve (granian's, or gunicorn's
+with ``--server gunicorn``): :func:`prepare_multiprocess` (called in the
+master, before the app is built and the workers fork) puts prometheus-client
+in its multiprocess mode, each process writing its values to a file of its
+own in a fresh directory, and ``/metrics`` reads them all, so every figure is
+the whole server's.  A dead worker's circuit state is dropped by the master
+(:func:`worker_exited` from gunicorn's ``child_exit`` hook; under granian,
+which has no such hook, :func:`abtest.server.forget_dead_workers` every
+second); its counts stay in the totals.  Other modules read the metric objects as attributes of this
 module (``metrics.REDIS_SECONDS``), never ``from abtest.metrics import ...``:
 :func:`prepare_multiprocess` rebuilds them.
 
@@ -130,7 +132,8 @@ def _build() -> None:
         "abtest_circuit_open",
         "1 while counting is suspended after a Redis failure (the circuit breaker is open).",
         # The largest over live workers: a worker that died with its circuit
-        # open no longer counts once gunicorn has reaped it (worker_exited).
+        # open no longer counts once the master has dropped it (worker_exited
+        # under gunicorn, abtest.server.forget_dead_workers under granian).
         multiprocess_mode="livemax",
         registry=REGISTRY,
     )
@@ -247,7 +250,8 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-# Started with the switch already set (gunicorn run by hand with
-# PROMETHEUS_MULTIPROC_DIR in its environment): the values are in that directory.
+# Started with the switch already set (a server run by hand on abtest.wsgi:app,
+# granian or gunicorn, with PROMETHEUS_MULTIPROC_DIR in its environment): the
+# values are in that directory.
 if os.environ.get(MULTIPROC_ENV) and os.path.isdir(os.environ[MULTIPROC_ENV]):
     _multiprocess_dir = Path(os.environ[MULTIPROC_ENV])

@@ -221,7 +221,7 @@ class Service:
         )
 
     def _after_fork(self) -> None:
-        # A forked child (a gunicorn worker) draws its own random stream.
+        # A forked child (a server's worker) draws its own random stream.
         self._rng = self._seeded_rng
 
     @property

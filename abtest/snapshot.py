@@ -105,9 +105,9 @@ class Snapshot:
     """Every experiment as this process last read it; the refresher thread keeps it fresh.
 
     The entries are replaced, never changed in place (copy on write): readers
-    iterate them in other threads (gthread workers).  The refresher starts on
-    first use, so in a gunicorn worker, not in the master that forked it; a
-    forked child starts its own.
+    iterate them in other threads (a worker serves requests on several).  The
+    refresher starts on first use, so in a worker, not in the master that
+    forked it; a forked child starts its own.
     """
 
     #: Older than this (s), and twice the refresh interval, the snapshot is
@@ -256,7 +256,7 @@ class Snapshot:
             log.warning("excluded readers not added, Redis unreachable: %s", error)
 
     def _after_fork(self) -> None:
-        """In a forked child (a gunicorn worker): its own lock and refresher, and
+        """In a forked child (a server's worker): its own lock and refresher, and
         posteriors with none of the parent's decisions drawn ahead."""
         self._lock = threading.Lock()
         self._entries = {

@@ -107,7 +107,8 @@ class Watch:
     """One process's watch over the marker; :meth:`check` is one look (one round trip).
 
     :meth:`start` starts the background thread (``abtest serve`` looks once
-    in gunicorn's master, then starts one in each worker after the fork).
+    in the server's master, :func:`abtest.server.build`, then starts one in
+    each worker as it starts, :func:`abtest.server.start_worker`).
     Fork-safe: a forked child keeps the marker its parent knew and starts no
     thread until told.
     """
