@@ -4,11 +4,11 @@
 
 The shared 2-core machine is too noisy to time a change worth a few percent
 (bench/reader.py's ratios move by +-0.1 from one round to the next), so this
-counts instead: it calls each WSGI app in-process (no gunicorn, no load
+counts instead: it calls each WSGI app in-process (no HTTP server, no load
 generator) against a private redis-server and counts, with cProfile, the
 Python and built-in function calls each request makes.  The counts are the
 same from run to run, so a change to the hot path shows up exactly.  They
-leave out what both sides share outside the app (gunicorn, the kernel) and
+leave out what both sides share outside the app (the server, the kernel) and
 what no call count sees (Redis's own time, cache misses), so they bound the
 requests/s ratios of bench/reader.py from below rather than predict them.
 """
@@ -36,7 +36,7 @@ from abtest.tokens import ClickToken, ClickTokens, Visitor, VisitorCookies, visi
 
 
 def environ(path: str, cookie: str | None = None) -> dict:
-    """A GET as gunicorn would pass it, from a browser."""
+    """A GET as a WSGI server would pass it, from a browser."""
     found = {
         "REQUEST_METHOD": "GET",
         "SCRIPT_NAME": "",

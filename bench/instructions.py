@@ -5,12 +5,12 @@
 The shared 2-core machine is too noisy to time a change worth a few percent,
 and bench/calls.py counts calls, which weigh very differently.  This counts
 the instructions the CPU executes: each scenario runs in-process (as in
-bench/calls.py: no gunicorn, no load generator) under valgrind's cachegrind,
+bench/calls.py: no HTTP server, no load generator) under valgrind's cachegrind,
 once with a warm-up only and once with ``--requests`` more requests; the
 difference divided by ``--requests`` is the instructions per request, the
 same to within 0.1% from run to run.  Redis runs outside valgrind, so its own
-work (the Lua scripts) is not in the figures, nor are gunicorn's parsing and
-the kernel's, which the service and the floor share.
+work (the Lua scripts) is not in the figures, nor are the server's parsing
+and the kernel's, which the service and the floor share.
 
 Under valgrind a request takes about 50 times as long, so the service's
 time-based work is scaled to match: the background refresh is off and a
