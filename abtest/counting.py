@@ -33,7 +33,7 @@ trip to each, overlapped.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
@@ -49,7 +49,7 @@ from redis.exceptions import (
 
 from .forks import reset_after_fork
 
-__all__ = ["CountingConnections", "ClusterCountingConnections"]
+__all__ = ["pack_evalsha", "CountingConnections", "ClusterCountingConnections"]
 
 
 def _drop_if_stale(connection: redis.Connection) -> None:
@@ -60,6 +60,50 @@ def _drop_if_stale(connection: redis.Connection) -> None:
             connection.disconnect()
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         connection.disconnect()
+
+
+def _evalsha(script: Script, names: Sequence, args: Sequence) -> tuple:
+    return ("EVALSHA", script.sha, len(names), *names, *args)
+
+
+#: The packed head (command, sha, key count, keys) of recent EVALSHA calls.
+_HEADS: dict[tuple, bytes] = {}
+
+
+def pack_evalsha(sha: str, names: Sequence[str], args: Sequence) -> bytes:
+    """One ``EVALSHA sha len(names) *names *args`` in the Redis protocol, byte for byte
+    what redis-py's ``Connection.pack_commands`` makes of it (with UTF-8 text).
+
+    A counting call's keys repeat for a minute at a time (the series keys
+    change each minute), so its head is packed once and kept (the newest
+    1,024 heads); only the arguments are packed per call.  Arguments are
+    ``str``, ``bytes``, ``int`` or ``float``, as redis-py's encoder takes them.
+    """
+    if type(names) is not tuple:
+        names = tuple(names)
+    key = (sha, names, len(args))
+    head = _HEADS.get(key)
+    if head is None:
+        if len(_HEADS) >= 1024:
+            _HEADS.clear()
+        parts = [b"EVALSHA", sha.encode(), b"%d" % len(names), *(n.encode() for n in names)]
+        head = _HEADS[key] = b"*%d\r\n" % (len(parts) + len(args)) + b"".join(
+            [b"$%d\r\n%s\r\n" % (len(part), part) for part in parts]
+        )
+    packed = [head]
+    for arg in args:
+        if isinstance(arg, str):
+            data = arg.encode()
+        elif type(arg) is int:
+            data = b"%d" % arg
+        elif isinstance(arg, bytes):
+            data = arg
+        elif type(arg) is float:
+            data = repr(arg).encode()
+        else:
+            raise TypeError(f"cannot send {type(arg).__name__} to Redis: {arg!r}")
+        packed.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(packed)
 
 
 class CountingConnections:
@@ -84,6 +128,11 @@ class CountingConnections:
         # would connect again to whichever address it had last.
         connection_class = client.connection_pool.connection_class
         self._connect_first = connection_class.connect is not AbstractConnection.connect
+        # pack_evalsha encodes text as UTF-8, as the client does by default.
+        encoding = client.connection_pool.connection_kwargs.get("encoding", "utf-8")
+        self._utf8 = encoding.lower().replace("-", "") == "utf8" and (
+            client.connection_pool.connection_kwargs.get("encoding_errors", "strict") == "strict"
+        )
         #: Where the sentinels last said the primary is (the store asks them):
         #: a connection still on another address is moved before its next count.
         self.primary: tuple[str, int] | None = None
@@ -97,12 +146,15 @@ class CountingConnections:
         are sent again: a NOSCRIPT reply means the script did not run.  Raises
         the first error reply.
         """
-        commands = [("EVALSHA", script.sha, len(names), *names, *args) for names, args in calls]
-        replies = self.send(commands)
+        if self._utf8:
+            packed = b"".join([pack_evalsha(script.sha, names, args) for names, args in calls])
+            replies = self._exchange(lambda connection: [packed], len(calls))
+        else:
+            replies = self.send([_evalsha(script, names, args) for names, args in calls])
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
             self.client.script_load(script.script)
-            retried = self.send([commands[i] for i in missing])
+            retried = self.send([_evalsha(script, *calls[i]) for i in missing])
             for i, reply in zip(missing, retried, strict=True):
                 replies[i] = reply
         for reply in replies:
@@ -118,6 +170,10 @@ class CountingConnections:
         that); one left with replies unread by anything else is closed here;
         either connects again on its next use.
         """
+        return self._exchange(lambda connection: connection.pack_commands(commands), len(commands))
+
+    def _exchange(self, pack: Callable[[redis.Connection], list[bytes]], count: int) -> list:
+        """Send what ``pack`` makes for a connection, once, and read ``count`` replies."""
         connection, used = self._take()
         replies = []
         try:
@@ -125,15 +181,15 @@ class CountingConnections:
                 self._to_primary(connection)
             if used < time.monotonic() - self.IDLE_CHECK:
                 _drop_if_stale(connection)
-            connection.send_packed_command(connection.pack_commands(commands))
-            for _ in commands:
+            connection.send_packed_command(pack(connection))
+            for _ in range(count):
                 try:
                     replies.append(connection.read_response())
                 except ResponseError as error:
                     replies.append(error)
             return replies
         finally:
-            if len(replies) != len(commands):
+            if len(replies) != count:
                 connection.disconnect()  # its next reply would answer someone else
             self._idle.append((connection, time.monotonic()))
 

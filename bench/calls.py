@@ -93,6 +93,9 @@ def apps(url: str, work: Path):
         ABTEST_SECRET_KEY=SECRET,
         ABTEST_API_TOKEN=API_TOKEN,
         ABTEST_DATA_DIR=str(work / "data"),
+        # One address for every request: budgets checked but never reached.
+        ABTEST_BUDGET_IMPRESSIONS="1000000000",
+        ABTEST_BUDGET_CLICKS="1000000000",
     )
     import floor
 

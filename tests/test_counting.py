@@ -6,8 +6,10 @@ import os
 
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
 
-from abtest.counting import CountingConnections
+from abtest.counting import CountingConnections, pack_evalsha
 
 # A count as the store's scripts make them: one increment per call, the new value back.
 INCR = "return redis.call('INCR', KEYS[1])"
@@ -114,3 +116,34 @@ def test_counting_leaves_the_pools_connections_to_everything_else(redis_url):
     assert counting.evalsha_many(incr, [(["k"], [])]) == [2]
     counting.close()
     limited.close()
+
+
+_ARGS = st.one_of(
+    st.text(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.binary(),
+)
+
+
+@given(
+    sha=st.text(alphabet="0123456789abcdef", min_size=40, max_size=40),
+    names=st.lists(st.text(min_size=1), max_size=6),
+    args=st.lists(_ARGS, max_size=8),
+)
+def test_pack_evalsha_is_byte_for_byte_redis_pys_own(sha, names, args):
+    """The counting scripts' own packer against redis-py's Connection.pack_commands,
+    for text (any Unicode), integers, floats and bytes, with each head packed
+    once and reused."""
+    stock = b"".join(
+        redis.Connection().pack_commands([("EVALSHA", sha, len(names), *names, *args)])
+    )
+    assert pack_evalsha(sha, names, args) == stock
+    assert pack_evalsha(sha, tuple(names), list(args)) == stock  # the kept head again
+
+
+def test_pack_evalsha_refuses_what_redis_py_refuses():
+    with pytest.raises(TypeError):
+        pack_evalsha("0" * 40, ["k"], [None])
+    with pytest.raises(redis.DataError):
+        redis.Connection().pack_commands([("EVALSHA", "0" * 40, 1, "k", None)])
