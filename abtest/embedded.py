@@ -47,6 +47,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .forks import process_alive
+
 __all__ = [
     "EmbeddedRedis",
     "EmbeddedRedisError",
@@ -193,16 +195,6 @@ def socket_path(data_dir: Path) -> Path:
     return path
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process, alive
-    return True
-
-
 def _parent_of(pid: int) -> int | None:
     """A process's parent pid (Linux ``/proc``), or None when that can't be read."""
     try:
@@ -340,7 +332,7 @@ class EmbeddedRedis:
         except (redis.RedisError, KeyError, ValueError):
             server_pid = None
         parent = _parent_of(server_pid) if server_pid else None
-        owned = owner is not None and _alive(owner) and parent in (None, owner)
+        owned = owner is not None and process_alive(owner) and parent in (None, owner)
         orphaned = parent == 1 or (owner is not None and not owned)
         where = f"{self.data_dir} (redis-server pid {server_pid or '?'})"
         if owned or not orphaned:

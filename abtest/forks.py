@@ -18,7 +18,7 @@ import os
 import threading
 import weakref
 
-__all__ = ["reset_after_fork"]
+__all__ = ["reset_after_fork", "process_alive"]
 
 #: Objects whose ``_after_fork()`` runs in each forked child, while they live.
 _owners: weakref.WeakSet = weakref.WeakSet()
@@ -39,3 +39,14 @@ def reset_after_fork(owner) -> None:
 def _after_fork_in_child() -> None:
     for owner in list(_owners):
         owner._after_fork()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (someone else's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

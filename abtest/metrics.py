@@ -58,6 +58,8 @@ from prometheus_client import (
     values,
 )
 
+from .forks import process_alive
+
 __all__ = [
     "REGISTRY",
     "REQUESTS",
@@ -191,16 +193,6 @@ def multiprocess_dir() -> Path | None:
     return _multiprocess_dir
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
-
-
 def _remove(directory: Path, owner: int) -> None:
     # atexit handlers run in forked workers too: only the master removes it.
     if os.getpid() == owner:
@@ -221,7 +213,7 @@ def prepare_multiprocess(data_dir: Path) -> Path:
     directory = root / str(os.getpid())
     root.mkdir(parents=True, exist_ok=True)
     for old in root.iterdir():
-        if old == directory or (old.name.isdigit() and not _alive(int(old.name))):
+        if old == directory or (old.name.isdigit() and not process_alive(int(old.name))):
             shutil.rmtree(old, ignore_errors=True)
     directory.mkdir(mode=0o700)
     os.environ[MULTIPROC_ENV] = str(directory)

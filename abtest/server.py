@@ -52,6 +52,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .forks import process_alive
+
 if TYPE_CHECKING:
     from flask import Flask
 
@@ -523,21 +525,11 @@ def forget_dead_workers(directory: Path | None = None) -> list[int]:
     dead = set()
     for filename in names:
         found = _LIVE_GAUGE.fullmatch(filename)
-        if found and not _alive(int(found.group(1))):
+        if found and not process_alive(int(found.group(1))):
             dead.add(int(found.group(1)))
     for pid in sorted(dead):
         multiprocess.mark_process_dead(pid, str(directory))
     return sorted(dead)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 def _forget_dead_workers_until(stop: threading.Event) -> None:
