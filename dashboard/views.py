@@ -261,7 +261,7 @@ def login():
 
 @blueprint.post("/logout")
 def logout():
-    """Sign out: this session ends now; with ``everywhere``, every session of this editor."""
+    """Sign out: this browser's sign-in ends now; with ``everywhere``, all of this editor's."""
     if request.form.get("everywhere"):
         ended = _sessions().delete_all(g.editor)
         message = f"You are signed out everywhere ({ended} session{'s' if ended != 1 else ''})."

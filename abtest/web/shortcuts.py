@@ -266,7 +266,7 @@ class EditorSessions(SecureCookieSessionInterface):
                     ):
                         self._drop_cookie(app, response)  # ended while this request ran
                     return
-                # Signed out, or someone else signed in: this session ends here.
+                # Signed out, or someone else signed in: the sign-in this cookie names ends here.
                 self.store.delete(session.session_id, session.signed_in)
             if editor:
                 # Signing in: a new session id, whatever cookie the browser brought.
