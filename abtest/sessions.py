@@ -10,7 +10,6 @@ and a lockout counts every attempt wherever it landed.  Key names come from
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import secrets
 import time
@@ -19,20 +18,9 @@ from collections.abc import Callable
 import redis
 
 from . import keys
-from .store import REDIS_ERRORS, StoreError
+from .store import translated_errors as _translated
 
 __all__ = ["SessionStore", "SignInThrottle", "SIGN_IN"]
-
-
-def _translated(method):
-    @functools.wraps(method)
-    def call(*args, **kwargs):
-        try:
-            return method(*args, **kwargs)
-        except REDIS_ERRORS as error:
-            raise StoreError(str(error)) from error
-
-    return call
 
 
 class SessionStore:

@@ -51,6 +51,7 @@ __all__ = [
     "ImpressionResult",
     "ClickResult",
     "StoreError",
+    "translated_errors",
     "LATE",
     "RATE_LIMITED",
     "UNAVAILABLE",
@@ -148,7 +149,7 @@ def _flat_to_counts(flat: Sequence[str]) -> dict[str, int]:
     return {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
-def _translated(method):
+def translated_errors(method):
     """``method`` with redis-py's errors raised as :class:`StoreError`."""
 
     @functools.wraps(method)
@@ -263,7 +264,7 @@ class RedisStore:
 
     # -- experiments -------------------------------------------------------
 
-    @_translated
+    @translated_errors
     def create(
         self,
         definition: Definition,
@@ -299,12 +300,12 @@ class RedisStore:
         self.redis.zadd(keys.EXPERIMENTS, {definition.slug: float(created_at)}, nx=True)
         return bool(created)
 
-    @_translated
+    @translated_errors
     def slugs(self) -> list[str]:
         """Every experiment slug, newest first."""
         return self.redis.zrevrange(keys.EXPERIMENTS, 0, -1)
 
-    @_translated
+    @translated_errors
     def load(self, slugs: Iterable[str]) -> list[Experiment]:
         """Definitions, status and counts of these experiments, in one round trip.
 
@@ -312,7 +313,7 @@ class RedisStore:
         """
         return self._load(list(slugs), with_excluded=False)[0]
 
-    @_translated
+    @translated_errors
     def load_with_excluded(
         self, slugs: Iterable[str]
     ) -> tuple[list[Experiment], dict[str, dict[str, int]]]:
@@ -320,7 +321,7 @@ class RedisStore:
         experiments, excluded, _ = self._load(list(slugs), with_excluded=True)
         return experiments, excluded
 
-    @_translated
+    @translated_errors
     def load_all(self) -> list[Experiment]:
         """Every experiment in the index, newest first.
 
@@ -452,7 +453,7 @@ class RedisStore:
         found = self.load([slug])
         return found[0] if found else None
 
-    @_translated
+    @translated_errors
     def set_status(
         self,
         slug: str,
@@ -483,7 +484,7 @@ class RedisStore:
             self.redis.delete(keys.notified(slug))
         return bool(changed)
 
-    @_translated
+    @translated_errors
     def set_settings(
         self,
         slug: str,
@@ -507,7 +508,7 @@ class RedisStore:
         )
         return bool(changed)
 
-    @_translated
+    @translated_errors
     def audit(self, slug: str, limit: int = 100) -> list[dict]:
         """Audit entries, newest first."""
         return [json.loads(entry) for entry in self.redis.lrange(keys.audit(slug), 0, limit - 1)]
@@ -531,7 +532,7 @@ redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
 return 1
 """
 
-    @_translated
+    @translated_errors
     def set_webhook(self, slug: str, url: str | None, audit_entry: dict) -> bool:
         """Set (or, with None, remove) the experiment's webhook URL and append an audit
         entry, atomically; False (nothing written) if there is no such experiment."""
@@ -542,7 +543,7 @@ return 1
             )
         )
 
-    @_translated
+    @translated_errors
     def webhooks(self, slugs: Iterable[str]) -> dict[str, str | None]:
         """Each experiment's webhook URL (None: none set), in one round trip."""
         slugs = list(slugs)
@@ -551,7 +552,7 @@ return 1
             pipe.hget(keys.meta(slug), "webhook")
         return {slug: url or None for slug, url in zip(slugs, pipe.execute(), strict=True)}
 
-    @_translated
+    @translated_errors
     def append_audit(self, slug: str, audit_entry: dict) -> bool:
         """Append an entry to an existing experiment's audit log; False if it has gone."""
         return bool(
@@ -575,14 +576,14 @@ return 1
             args=[*values, "" if entry is None else _audit_json(entry), scripts.AUDIT_KEPT],
         )
 
-    @_translated
+    @translated_errors
     def start(self, slug: str, audit_entry: dict, now: float | None = None) -> bool:
         """Put a draft or scheduled experiment live at ``now`` (audited); False if it
         is neither.  With ``now=None``, only a scheduled one whose start time has
         come by Redis's clock (:data:`abtest.scripts.START`)."""
         return bool(self._audited("START", slug, ["" if now is None else repr(now), audit_entry]))
 
-    @_translated
+    @translated_errors
     def schedule(
         self, slug: str, starts_at: float | None, audit_entry: dict, now: float | None = None
     ) -> bool:
@@ -592,7 +593,7 @@ return 1
         now = repr(float(time.time() if now is None else now))
         return bool(self._audited("SCHEDULE", slug, [start, now, audit_entry]))
 
-    @_translated
+    @translated_errors
     def edit(
         self,
         definition: Definition,
@@ -610,7 +611,7 @@ return 1
         reply = self._audited("EDIT", definition.slug, args, counts_key=True)
         return None if reply == 1 else str(reply)
 
-    @_translated
+    @translated_errors
     def archive(
         self, slug: str, archived: bool, audit_entry: dict, now: float | None = None
     ) -> bool:
@@ -619,7 +620,7 @@ return 1
         now = repr(float(time.time() if now is None else now))
         return bool(self._audited("ARCHIVE", slug, ["1" if archived else "", now, audit_entry]))
 
-    @_translated
+    @translated_errors
     def set_rank(
         self, slug: str, rank: float, audit_entry: dict | None, now: float | None = None
     ) -> bool:
@@ -753,7 +754,7 @@ return 1
                 raise StoreError(str(reply))
         return sum(pending.values())
 
-    @_translated
+    @translated_errors
     def excluded(self, slugs: Iterable[str]) -> dict[str, dict[str, int]]:
         """Each experiment's excluded hash (``i:<reason>:<variant>``, ``c:<reason>:<variant>``)."""
         slugs = list(slugs)
@@ -764,7 +765,7 @@ return 1
 
     # -- series ------------------------------------------------------------
 
-    @_translated
+    @translated_errors
     def series(
         self, slug: str, start: float, end: float, resolution: str
     ) -> list[tuple[int, dict]]:
@@ -790,7 +791,7 @@ return 1
             if reply
         ]
 
-    @_translated
+    @translated_errors
     def ping(self) -> bool:
         """Whether Redis answers: on a cluster, every primary in the slot map (a
         failed one raises, and has the map read again for the next ping)."""
