@@ -8,8 +8,11 @@ each lands in the experiment's audit log, with ``api`` as the editor.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request, session
+from pathlib import Path
 
+from flask import Blueprint, abort, current_app, jsonify, request, send_from_directory, session
+
+from ..model import SLUG_RE
 from ..service import ActionRefused, UnknownExperiment
 from . import context, openapi
 from .ops import bearer_matches
@@ -42,6 +45,82 @@ def assignment(slug: str):
     # jsonify's compact document, sent with its headers as they are (see ReaderResponse).
     body = current_app.json.dumps(document, separators=(",", ":")) + "\n"
     return context.finish(state, ReaderResponse(body, mimetype="application/json"))
+
+
+#: The most slugs one batch request may ask for: a page's tested slots, not a catalogue.
+MAX_BATCH = 20
+
+
+def _slots(raw: str | None) -> list[str]:
+    """The distinct slugs of ``?slugs=a,b,c`` in order; ValueError says what is wrong."""
+    if not raw:
+        raise ValueError("send ?slugs= followed by experiment slugs separated by commas")
+    slugs = list(dict.fromkeys(part.strip() for part in raw.split(",")))
+    if len(slugs) > MAX_BATCH:
+        raise ValueError(f"at most {MAX_BATCH} different slugs per request, not {len(slugs)}")
+    for slug in slugs:
+        if not SLUG_RE.match(slug):
+            raise ValueError(f"{slug[:70]!r} is not a slug (lowercase letters, digits, hyphens)")
+    return slugs
+
+
+@blueprint.get("/assignments")
+def assignments():
+    """Every slot of a page in one request and one round trip: what /abtest.js asks for.
+
+    An unknown slug (or a draft) is listed under ``unknown`` rather than
+    failing the batch: one stale slot on a page must not cost the others.
+    """
+    try:
+        slugs = _slots(request.args.get("slugs"))
+    except ValueError as malformed:
+        return _error(400, str(malformed))
+    state = context.reader()
+    unknown = []
+    # Unknown slugs are refused before anything is counted or sent to Redis,
+    # so dropping one and asking again costs nothing.
+    while True:
+        try:
+            chosen = state.assign(slugs) if slugs else []
+            break
+        except UnknownExperiment as missing:
+            (slug,) = missing.args
+            slugs.remove(slug)
+            unknown.append(slug)
+    base = state.extension["settings"].public_url or state.request.script_root
+    document = {
+        "assignments": [
+            {
+                "experiment": slug,
+                "variant": one.variant,
+                "headline": one.headline,
+                "click_url": article_path(base, slug)
+                if one.click_token is None
+                else click_path(base, one.click_token),
+            }
+            for slug, one in zip(slugs, chosen, strict=True)
+        ],
+        "unknown": unknown,
+    }
+    body = current_app.json.dumps(document, separators=(",", ":")) + "\n"
+    return context.finish(state, ReaderResponse(body, mimetype="application/json"))
+
+
+#: The snippet pages include; it holds nothing per reader, so caches may keep it a while.
+SNIPPET = Path(__file__).resolve().parent / "static" / "abtest.js"
+SNIPPET_MAX_AGE = 300
+
+
+def snippet():
+    """``GET /abtest.js``: at the site's root (or the path abtest is mounted under)."""
+    return send_from_directory(
+        SNIPPET.parent, SNIPPET.name, mimetype="text/javascript", max_age=SNIPPET_MAX_AGE
+    )
+
+
+blueprint.record_once(
+    lambda setup: setup.app.add_url_rule("/abtest.js", "snippet", snippet, methods=["GET"])
+)
 
 
 def editor_allowed() -> bool:

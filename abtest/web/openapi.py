@@ -143,6 +143,34 @@ def _schemas() -> dict:
                 },
                 "note": _ref("Note"),
                 "excluded": _ref("Excluded"),
+                "stratified": {
+                    "oneOf": [
+                        _object(
+                            {
+                                "ctr": {
+                                    "oneOf": [_UNIT, {"type": "null"}],
+                                    "description": "sum over common hours of w_h clicks_h / "
+                                    "impressions_h, w_h the hour's share of all variants' "
+                                    "impressions; null without a common hour",
+                                },
+                                "se": {
+                                    "oneOf": [{"type": "number", "minimum": 0}, {"type": "null"}],
+                                    "description": "sqrt(sum w_h^2 p_h (1 - p_h) / n_h)",
+                                },
+                                "pooled": {
+                                    "oneOf": [_UNIT, {"type": "null"}],
+                                    "description": "clicks / impressions over the hours kept",
+                                },
+                                "periods": {
+                                    **_COUNT,
+                                    "description": "hours in which every variant was shown",
+                                },
+                            }
+                        ),
+                        {"type": "null"},
+                    ],
+                    "description": "The CTR stratified by hour (docs/decisions.md)",
+                },
             }
         ),
         "StatsDocument": _object(
@@ -243,6 +271,10 @@ def _schemas() -> dict:
                 ),
                 "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
                 "notes": {"type": "array", "items": _ref("Note")},
+                "simpson": {
+                    "type": "boolean",
+                    "description": "The stratified and pooled CTRs name different leaders",
+                },
             },
             description="docs/api.md#the-stats-document, key by key.",
         ),
@@ -478,6 +510,59 @@ def _paths() -> dict:
                 "responses": {
                     "200": _json("The visitor's headline.", "Assignment", headers=_SET_COOKIE),
                     "404": _json("No published experiment has this slug."),
+                },
+            }
+        },
+        "/api/v1/assignments": {
+            "get": {
+                "tags": ["readers"],
+                "summary": "Headlines for every tested slot of a page, in one request",
+                "description": "What /abtest.js asks for: the visitor's headline in each "
+                "experiment, counted like the front page (bots, prefetches and readers past "
+                "their budget are served uncounted), in one Redis round trip.  Repeated slugs "
+                "count once.  A slug with no published experiment is listed under unknown; "
+                "the others are still served.",
+                "parameters": [
+                    {
+                        "name": "slugs",
+                        "in": "query",
+                        "required": True,
+                        "description": "Experiment slugs separated by commas, at most 20 "
+                        "different ones.",
+                        "schema": {"type": "string"},
+                    },
+                    *_READER_PARAMETERS,
+                ],
+                "responses": {
+                    "200": _json(
+                        "The visitor's headlines, in the order asked for.",
+                        _object(
+                            {
+                                "assignments": {"type": "array", "items": _ref("Assignment")},
+                                "unknown": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                    "description": "Slugs with no published experiment.",
+                                },
+                            }
+                        ),
+                        headers=_SET_COOKIE,
+                    ),
+                    "400": _json("No slugs, more than 20, or one that is not a slug."),
+                },
+            }
+        },
+        "/abtest.js": {
+            "get": {
+                "tags": ["readers"],
+                "summary": "The snippet that puts tested headlines in any page's marked slots",
+                "description": "Static, the same for every reader: cacheable for five minutes.  "
+                "See docs/api.md.",
+                "responses": {
+                    "200": {
+                        "description": "The script.",
+                        "content": {"text/javascript": {"schema": {"type": "string"}}},
+                    }
                 },
             }
         },
