@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import keys
+from .stratified import Stratified, VariantStratified
 
 __all__ = [
     "Note",
@@ -507,6 +508,8 @@ class ExperimentReport:
     stats: Report
     #: Per variant, the readers served but not counted (none given: all zero).
     excluded: tuple[Excluded, ...] = ()
+    #: The CTRs stratified by hour (:mod:`abtest.stratified`); ``None``: not computed.
+    stratified: Stratified | None = None
 
     def __post_init__(self) -> None:
         if not self.excluded:
@@ -529,9 +532,16 @@ class ExperimentReport:
                 "headline": headline,
                 **row,
                 "excluded": excluded.to_json(),
+                "stratified": _stratified_json(self.stratified, index),
             }
-            for variant_id, headline, row, excluded in zip(
-                self.variant_ids, self.headlines, document["variants"], self.excluded, strict=True
+            for index, (variant_id, headline, row, excluded) in enumerate(
+                zip(
+                    self.variant_ids,
+                    self.headlines,
+                    document["variants"],
+                    self.excluded,
+                    strict=True,
+                )
             )
         ]
         return {
@@ -541,7 +551,13 @@ class ExperimentReport:
             "winner": self.winner,
             "created_at": self.created_at,
             **document,
+            "simpson": self.simpson,
         }
+
+    @property
+    def simpson(self) -> bool:
+        """The CTRs stratified by hour and the pooled CTRs name different leaders."""
+        return self.stratified is not None and self.stratified.simpson
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExperimentReport:
@@ -556,4 +572,21 @@ class ExperimentReport:
             headlines=tuple(row["headline"] for row in data["variants"]),
             stats=Report.from_json(data, ids),
             excluded=tuple(Excluded.from_json(row.get("excluded")) for row in data["variants"]),
+            stratified=_stratified_from_json([row.get("stratified") for row in data["variants"]]),
         )
+
+
+def _stratified_json(stratified: Stratified | None, index: int) -> dict[str, Any] | None:
+    if stratified is None:
+        return None
+    row = stratified.variants[index]
+    return {"ctr": row.ctr, "se": row.se, "pooled": row.pooled, "periods": row.periods}
+
+
+def _stratified_from_json(rows: list[Mapping[str, Any] | None]) -> Stratified | None:
+    """Documents stored before stratification, or without it, read back as ``None``."""
+    if any(row is None for row in rows):
+        return None
+    return Stratified.of(
+        [VariantStratified(row["ctr"], row["se"], row["pooled"], row["periods"]) for row in rows]
+    )

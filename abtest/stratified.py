@@ -63,6 +63,15 @@ class Stratified:
             and self.leader != self.pooled_leader
         )
 
+    @classmethod
+    def of(cls, variants: Sequence[VariantStratified]) -> Stratified:
+        """The leaders of ``variants`` (a stored document read back)."""
+        return cls(
+            variants=tuple(variants),
+            leader=_leader([row.ctr for row in variants]),
+            pooled_leader=_leader([row.pooled for row in variants]),
+        )
+
 
 def _leader(values: Sequence[float | None]) -> int | None:
     if any(value is None for value in values):
@@ -105,8 +114,4 @@ def stratify(impressions: Sequence[Sequence[int]], clicks: Sequence[Sequence[int
             ctr += w * p
             variance += w * w * p * (1.0 - p) / shown[h]
         rows.append(VariantStratified(ctr, math.sqrt(variance), pooled, len(common)))
-    return Stratified(
-        variants=tuple(rows),
-        leader=_leader([row.ctr for row in rows]),
-        pooled_leader=_leader([row.pooled for row in rows]),
-    )
+    return Stratified.of(rows)
