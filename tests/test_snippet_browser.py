@@ -1,0 +1,197 @@
+"""/abtest.js end to end in a real headless Chromium, on a newsroom's own page.
+
+The page is a plain static page of another app (the "site"), with abtest
+mounted under /abtest of the same origin, as a reverse proxy would mount it.
+The site sends a strict Content-Security-Policy (script-src 'self', no
+inline script) and marks three slots from two experiments.  The snippet must
+swap every headline with one request to the batch endpoint, route a click
+through abtest's click endpoint (counted once), and log no error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from flask import Flask, Response
+from helpers import HEADLINES, SLUG, totals
+from test_dashboard_browser import CHROMIUM, browser  # noqa: F401 (a fixture)
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.serving import make_server
+
+from abtest import create_app
+from abtest.model import Definition
+
+pytestmark = pytest.mark.browser
+
+SECOND = "second"
+SECOND_HEADLINES = ("One", "Two")
+SITE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'"
+)
+# The wait is generous so a busy machine still swaps; the default is 300 ms.
+PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>The Daily Example</title>
+<link rel="stylesheet" href="/site.css">
+<script src="/abtest/abtest.js" data-wait="15000"></script>
+</head>
+<body>
+<h1>The Daily Example</h1>
+<h2><a id="top" data-abtest="{SLUG}" href="/story/colombia">Default top headline</a></h2>
+<h2><a id="other" data-abtest="{SECOND}" href="/story/second">Default second headline</a></h2>
+<aside><a id="side" data-abtest="{SLUG}" href="/story/colombia">Default side headline</a></aside>
+<p><a id="plain" href="/story/plain">Not tested</a></p>
+</body>
+</html>
+"""
+SITE_CSS = ".abtest-wait [data-abtest] { visibility: hidden; }\n"
+
+
+def _site() -> Flask:
+    site = Flask("site")
+
+    def send(body: str, mimetype: str) -> Response:
+        response = Response(body, mimetype=mimetype)
+        response.headers["Content-Security-Policy"] = SITE_POLICY
+        return response
+
+    site.add_url_rule("/", "page", lambda: send(PAGE, "text/html"))
+    site.add_url_rule("/site.css", "css", lambda: send(SITE_CSS, "text/css"))
+    site.add_url_rule("/favicon.ico", "favicon", lambda: Response(status=204))
+    return site
+
+
+@pytest.fixture
+def mounted(settings, redis_client):
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    app = create_app(settings, redis=redis_client)
+    service = app.extensions["abtest"]["service"]
+    definition = Definition(slug=SECOND, title="Second", headlines=SECOND_HEADLINES, body=("T.",))
+    assert service.create(definition)
+    server = make_server(
+        "127.0.0.1", 0, DispatcherMiddleware(_site(), {"/abtest": app}), threaded=True
+    )
+    thread = threading.Thread(target=server.serve_forever, name="site", daemon=True)
+    thread.start()
+    try:
+        yield service, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        server.server_close()
+        service.stop()
+
+
+def _watched(browser, errors: list[str], requests: list[str]):  # noqa: F811
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    page.on("request", lambda request: requests.append(request.url))
+    return page
+
+
+def test_the_snippet_swaps_every_slot_in_one_request_and_counts_a_click_once(
+    mounted,
+    browser,  # noqa: F811
+):
+    from playwright.sync_api import expect
+
+    service, base = mounted
+    errors: list[str] = []
+    requests: list[str] = []
+    page = _watched(browser, errors, requests)
+    violations = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    page.goto(f"{base}/")
+
+    top, side, other = page.locator("#top"), page.locator("#side"), page.locator("#other")
+    # Every slot gets its visitor's headline; the snippet then drops its waiting class.
+    for slot in (top, side, other):
+        expect(slot).to_have_attribute("data-abtest-variant", re.compile("^[abc]$"))
+    expect(page.locator("html")).not_to_have_class(re.compile("abtest-wait"))
+    variant = top.get_attribute("data-abtest-variant")
+    expect(top).to_have_text(HEADLINES["abc".index(variant)])
+    expect(side).to_have_text(HEADLINES["abc".index(variant)])
+    expect(other).to_have_text(
+        SECOND_HEADLINES["ab".index(other.get_attribute("data-abtest-variant"))]
+    )
+    expect(page.locator("#plain")).to_have_text("Not tested")
+    for slot in (top, side, other):
+        expect(slot).to_be_visible()
+        assert slot.get_attribute("href").startswith("/abtest/c/")
+
+    batches = [url for url in requests if "/api/v1/assignments" in url]
+    assert batches == [f"{base}/abtest/api/v1/assignments?slugs={SLUG},{SECOND}"]
+    assert sum(totals(service)[0]) == 1
+    assert sum(totals(service, SECOND)[0]) == 1
+
+    # The click goes through abtest's click endpoint to the story, counted once.
+    top.click()
+    expect(page).to_have_url(f"{base}/abtest/articles/{SLUG}")
+    expect(page.locator("h1")).to_have_text(HEADLINES["abc".index(variant)])
+    assert totals(service)[1] == tuple(int(v == variant) for v in "abc")
+    page.go_back()
+    expect(side).to_have_attribute("data-abtest-variant", variant)
+    side.click()
+    expect(page).to_have_url(f"{base}/abtest/articles/{SLUG}")
+    assert sum(totals(service)[1]) == 1
+    assert sum(totals(service)[0]) == 1
+    assert sum(totals(service, SECOND)[1]) == 0
+
+    assert errors == []
+    assert violations == []
+    page.context.close()
+
+
+def test_a_failed_request_leaves_the_defaults(mounted, browser):  # noqa: F811
+    from playwright.sync_api import expect
+
+    service, base = mounted
+    errors: list[str] = []
+    requests: list[str] = []
+    page = _watched(browser, errors, requests)
+    page.route("**/api/v1/assignments*", lambda route: route.abort())
+    page.goto(f"{base}/")
+    expect(page.locator("html")).not_to_have_class(re.compile("abtest-wait"))
+    expect(page.locator("#top")).to_have_text("Default top headline")
+    expect(page.locator("#top")).to_have_attribute("href", "/story/colombia")
+    expect(page.locator("#top")).to_be_visible()
+    expect(page.locator("#other")).to_have_text("Default second headline")
+    # Only the refused request itself is reported; the snippet throws nothing.
+    assert all(e.startswith("Failed to load resource") for e in errors), errors
+    assert sum(totals(service)[0]) == 0
+    page.context.close()
+
+
+def test_without_javascript_the_defaults_show_uncounted(mounted, browser):  # noqa: F811
+    from playwright.sync_api import expect
+
+    service, base = mounted
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{base}/")
+    expect(page.locator("#top")).to_have_text("Default top headline")
+    expect(page.locator("#top")).to_be_visible()
+    expect(page.locator("#side")).to_be_visible()
+    assert sum(totals(service)[0]) == 0
+    context.close()
