@@ -156,3 +156,15 @@ def test_a_new_visitor_batch_costs_one_round_trip(counted_app):  # noqa: F811
     counted_app.test_client().get(query, headers={"User-Agent": BOT})
     assert CountingConnection.sends[me] == before
     assert sum(service.store.get(SECOND).impressions) == 4
+
+
+def test_the_batch_answers_as_the_openapi_document_describes(new_client, second):
+    from test_openapi import _check
+
+    from abtest.web.openapi import document
+
+    described = document()
+    for query in (f"slugs={SLUG},{SECOND},nope", "slugs=Bad", ""):
+        _check(described, "/api/v1/assignments", "get", batch(new_client(), query))
+    with new_client().get("/abtest.js") as script:
+        _check(described, "/abtest.js", "get", script)
