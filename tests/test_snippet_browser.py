@@ -93,8 +93,23 @@ def mounted(settings, redis_client):
         service.stop()
 
 
+# Cumulative layout shift from the first paint on (an init script: the page's CSP doesn't apply).
+MEASURE_LAYOUT_SHIFT = """
+window.__layoutShift = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    if (!entry.hadRecentInput) window.__layoutShift += entry.value;
+  }
+}).observe({ type: "layout-shift", buffered: true });
+"""
+# Two frames: every shift so far has been reported to the observer.
+READ_LAYOUT_SHIFT = """() => new Promise((resolve) =>
+  requestAnimationFrame(() => requestAnimationFrame(() => resolve(window.__layoutShift))))"""
+
+
 def _watched(browser, errors: list[str], requests: list[str]):  # noqa: F811
-    context = browser.new_context()
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    context.add_init_script(MEASURE_LAYOUT_SHIFT)
     page = context.new_page()
     page.set_default_timeout(20_000)
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -139,6 +154,9 @@ def test_the_snippet_swaps_every_slot_in_one_request_and_counts_a_click_once(
     for slot in (top, side, other):
         expect(slot).to_be_visible()
         assert slot.get_attribute("href").startswith("/abtest/c/")
+
+    # The headlines fit their lines: swapping them moved nothing else on the page.
+    assert page.evaluate(READ_LAYOUT_SHIFT) <= 0.01
 
     batches = [url for url in requests if "/api/v1/assignments" in url]
     assert batches == [f"{base}/abtest/api/v1/assignments?slugs={SLUG},{SECOND}"]
