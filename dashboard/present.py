@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from statistics import NormalDist
 from typing import Any
 
 from abtest import verdicts
@@ -215,9 +216,26 @@ def variant_rows(report: ExperimentReport) -> list[dict[str, Any]]:
                 "winner": decided and index == report.winner_index,
                 "excluded": excluded_text([(reason, shown) for reason, shown, _ in reasons]),
                 "excluded_clicks": excluded_text([(reason, n) for reason, _, n in reasons]),
+                **_by_hour(report, index),
             }
         )
     return rows
+
+
+def _by_hour(report: ExperimentReport, index: int) -> dict[str, Any]:
+    """The CTR stratified by hour with its interval at the report's level, and which
+    headline leads by hour and pooled (for the warning when they differ)."""
+    stratified = report.stratified
+    row = None if stratified is None else stratified.variants[index]
+    if row is None or row.ctr is None or row.se is None:
+        return {"by_hour": None, "by_hour_leads": False, "pooled_leads": False}
+    half = NormalDist().inv_cdf(1 - report.stats.alpha / 2) * row.se
+    return {
+        "by_hour": f"{percent(row.ctr)} ± {percent(half)}",
+        "by_hour_periods": row.periods,
+        "by_hour_leads": stratified.leader == index,
+        "pooled_leads": stratified.pooled_leader == index,
+    }
 
 
 def verdict_view(

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from fractions import Fraction
 
 import numpy as np
 import pytest
 from helpers import SLUG
+from test_dashboard import sign_in
 
 from abtest.report import ExperimentReport
 from abtest.stratified import stratify
@@ -121,14 +123,18 @@ def _count(service, hour_start, variant, shown, clicked):
         )
 
 
-def test_the_stats_document_carries_the_stratified_ctrs(service):
-    # Hour 1, the story fresh: A 3 of 10, B 18 of 90.  Hour 2: A 9 of 90, B 0 of 10.
-    # C 0 of 10 in both.  Pooled B leads (18% against 12%); within each hour A does.
+def _paradox(service) -> None:
+    """Hour 1, the story fresh: A 3 of 10, B 18 of 90.  Hour 2: A 9 of 90, B 0 of 10.
+    C 0 of 10 in both.  Pooled B leads (18% against 12%); within each hour A does."""
     first = (int(service.store.get(SLUG).created_at) // 3600 + 1) * 3600
     for hour, counts in enumerate([{"a": (10, 3), "b": (90, 18)}, {"a": (90, 9), "b": (10, 0)}]):
         for variant, (shown, clicked) in {**counts, "c": (10, 0)}.items():
             _count(service, first + 3600 * hour, variant, shown, clicked)
     service.clock = lambda: first + 2 * 3600 - 1
+
+
+def test_the_stats_document_carries_the_stratified_ctrs(service):
+    _paradox(service)
     document = service.report(SLUG).to_json()
     rows = [row["stratified"] for row in document["variants"]]
     # Weights 110/220 for each hour: A 0.3/2 + 0.1/2, B 0.2/2 + 0/2, C 0.
@@ -141,6 +147,29 @@ def test_the_stats_document_carries_the_stratified_ctrs(service):
     assert document["simpson"] is True
     # Read back from JSON (as an audit entry keeps it), the flag stands.
     assert ExperimentReport.from_json(document).to_json() == document
+
+
+def test_the_dashboard_shows_the_ctr_by_hour_and_warns(client, service):
+    _paradox(service)
+    assert sign_in(client).status_code == 303
+    page = client.get(f"/dashboard/{SLUG}").text
+    half_a = 1.959964 * math.sqrt(0.25 * 0.3 * 0.7 / 10 + 0.25 * 0.1 * 0.9 / 90)
+    assert 'id="by-hour-a"' in page and f"by hour 20.00% ± {100 * half_a:.2f}%" in page
+    assert "by hour 10.00% ±" in page and "by hour 0.00% ± 0.00%" in page
+    warning = re.search(r'<p class="warning" id="simpson">(.*?)</p>', page, re.S).group(1)
+    assert "Hour by hour, headline A is clicked more" in warning
+    assert "over all readers together headline B is" in warning
+
+
+def test_no_warning_when_they_agree(client, service):
+    first = (int(service.store.get(SLUG).created_at) // 3600 + 1) * 3600
+    for variant, shown, clicked in [("a", 50, 10), ("b", 50, 2), ("c", 50, 1)]:
+        _count(service, first, variant, shown, clicked)
+    service.clock = lambda: first + 3599
+    assert service.report(SLUG).simpson is False
+    assert sign_in(client).status_code == 303
+    page = client.get(f"/dashboard/{SLUG}").text
+    assert "by hour 20.00% ±" in page and 'id="simpson"' not in page
 
 
 def test_no_impressions_no_stratified_ctr(service):
