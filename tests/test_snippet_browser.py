@@ -63,6 +63,9 @@ def _site() -> Flask:
         return response
 
     site.add_url_rule("/", "page", lambda: send(PAGE, "text/html"))
+    # The same page with the default wait.
+    default_wait = PAGE.replace(' data-wait="15000"', "")
+    site.add_url_rule("/default-wait", "default_wait", lambda: send(default_wait, "text/html"))
     site.add_url_rule("/site.css", "css", lambda: send(SITE_CSS, "text/css"))
     site.add_url_rule("/favicon.ico", "favicon", lambda: Response(status=204))
     return site
@@ -213,3 +216,30 @@ def test_without_javascript_the_defaults_show_uncounted(mounted, browser):  # no
     expect(page.locator("#side")).to_be_visible()
     assert sum(totals(service)[0]) == 0
     context.close()
+
+
+def test_an_answer_after_the_wait_leaves_the_defaults(mounted, browser):  # noqa: F811
+    from playwright.sync_api import expect
+
+    service, base = mounted
+    errors: list[str] = []
+    requests: list[str] = []
+    page = _watched(browser, errors, requests)
+    held = []
+    # The batch request is held until the snippet has given up waiting.
+    page.route("**/api/v1/assignments*", lambda route: held.append(route))
+    page.goto(f"{base}/default-wait")
+    expect(page.locator("html")).not_to_have_class(re.compile("abtest-wait"))
+    assert page.evaluate("document.documentElement.classList.length") == 0
+    expect(page.locator("#top")).to_be_visible()
+    (route,) = held
+    with page.expect_response("**/api/v1/assignments*") as answer:
+        route.continue_()
+    assert answer.value.ok
+    answer.value.finished()
+    page.evaluate(READ_LAYOUT_SHIFT)  # two frames: the snippet has read the answer
+    expect(page.locator("#top")).to_have_text("Default top headline")
+    expect(page.locator("#top")).to_have_attribute("href", "/story/colombia")
+    assert page.locator("[data-abtest-variant]").count() == 0
+    assert errors == []
+    page.context.close()
