@@ -4,8 +4,10 @@ The page is a plain static page of another app (the "site"), with abtest
 mounted under /abtest of the same origin, as a reverse proxy would mount it.
 The site sends a strict Content-Security-Policy (script-src 'self', no
 inline script) and marks three slots from two experiments.  The snippet must
-swap every headline with one request to the batch endpoint, route a click
-through abtest's click endpoint (counted once), and log no error.
+swap every headline with one request to the batch endpoint without moving
+the rest of the page, route a click through abtest's click endpoint
+(counted once), and log no error; a failed or late answer leaves the
+page's defaults.
 """
 
 from __future__ import annotations
