@@ -156,6 +156,7 @@ def test_stats_table_and_json(runner, client, service):
         "decision",
         "alpha",
         "notes",
+        "simpson",
     ]
     assert [row["id"] for row in document["variants"]] == ["a", "b", "c"]
     assert list(document["tests"]) == ["chi_square", "pairwise", "sequential"]
