@@ -535,9 +535,17 @@ class Service:
         return experiments
 
     def report(
-        self, slug: str, alpha: float = 0.05, experiment: Experiment | None = None
+        self,
+        slug: str,
+        alpha: float = 0.05,
+        experiment: Experiment | None = None,
+        stratified: bool = True,
     ) -> ExperimentReport:
-        """The stats report for one experiment, with its identity and variants named."""
+        """The stats report for one experiment, with its identity and variants named.
+
+        ``stratified=False`` leaves out the CTRs by hour (``None``), and with
+        them a read of the hourly series: for lists of many experiments.
+        """
         # scipy is imported by the first report (`abtest serve` imports it before
         # forking its workers), never by the reader path itself.
         from . import stats
@@ -578,7 +586,7 @@ class Service:
             headlines=experiment.definition.headlines,
             stats=analysis,
             excluded=tuple(Excluded.from_hash(excluded, v) for v in experiment.variant_ids),
-            stratified=self._stratify(experiment),
+            stratified=self._stratify(experiment) if stratified else None,
         )
 
     def _stratify(self, experiment: Experiment) -> Stratified:

@@ -284,7 +284,9 @@ def _listing() -> dict:
     now = service.clock()
     experiments = service.fresh_all()
     rows = [
-        present.listing_row(service.report(e.slug, alpha=_alpha(), experiment=e), now)
+        present.listing_row(
+            service.report(e.slug, alpha=_alpha(), experiment=e, stratified=False), now
+        )
         for e in experiments
         if not e.archived  # they have a list of their own (lifecycle.archived)
     ]
