@@ -39,13 +39,12 @@ sys.path.insert(0, str(HERE))
 
 import scratch_redis  # noqa: E402
 from reader import (  # noqa: E402
-    API_TOKEN,
     BROWSER,
-    SECRET,
     SLUG,
     click_file,
     process,
     returning_cookie,
+    service_env,
     wait_http,
     wrk,
 )
@@ -132,15 +131,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="abtest-capacity-"))
     redis_port, port = free_port(), free_port()
     url = f"redis://127.0.0.1:{redis_port}/0"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ABTEST_")} | {
-        "REDIS_URL": url,
-        "ABTEST_SECRET_KEY": SECRET,
-        "ABTEST_API_TOKEN": API_TOKEN,
-        "ABTEST_DATA_DIR": str(work / "data"),
-        "PYTHONPATH": str(REPO),
-        "ABTEST_BUDGET_IMPRESSIONS": "1000000000",
-        "ABTEST_BUDGET_CLICKS": "1000000000",
-    }
+    env = service_env(url, work)
     results: dict = {"idle_redis_cpu_per_second": {}, "pages": {}}
     with process(scratch_redis.command(work, port=redis_port), env, work / "redis.log") as rd:
         client = redis.Redis.from_url(url, decode_responses=True)

@@ -49,6 +49,22 @@ SLUG = "colombia-china"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
 
 
+def service_env(redis_url: str, work: Path) -> dict[str, str]:
+    """The environment of a benchmarked ``abtest serve``: no inherited abtest
+    settings, a private Redis and data directory, fixed secrets."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ABTEST_")} | {
+        "REDIS_URL": redis_url,
+        "ABTEST_SECRET_KEY": SECRET,
+        "ABTEST_API_TOKEN": API_TOKEN,
+        "ABTEST_DATA_DIR": str(work / "data"),
+        "PYTHONPATH": str(REPO),
+        # wrk is one address: budgets this large are checked on every count
+        # (their cost is measured) but never reached (every count is made).
+        "ABTEST_BUDGET_IMPRESSIONS": "1000000000",
+        "ABTEST_BUDGET_CLICKS": "1000000000",
+    }
+
+
 def wait_http(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -167,17 +183,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="abtest-bench-"))
     redis_port, service_port, floor_port = free_port(), free_port(), free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ABTEST_")} | {
-        "REDIS_URL": redis_url,
-        "ABTEST_SECRET_KEY": SECRET,
-        "ABTEST_API_TOKEN": API_TOKEN,
-        "ABTEST_DATA_DIR": str(work / "data"),
-        "PYTHONPATH": str(REPO),
-        # wrk is one address: budgets this large are checked on every count
-        # (their cost is measured) but never reached (every count is made).
-        "ABTEST_BUDGET_IMPRESSIONS": "1000000000",
-        "ABTEST_BUDGET_CLICKS": "1000000000",
-    }
+    env = service_env(redis_url, work)
     with contextlib.ExitStack() as stack:
         stack.enter_context(
             process(

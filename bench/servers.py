@@ -33,13 +33,12 @@ sys.path.insert(0, str(HERE))
 
 import scratch_redis  # noqa: E402
 from reader import (  # noqa: E402
-    API_TOKEN,
     BROWSER,
-    SECRET,
     SLUG,
     click_file,
     process,
     returning_cookie,
+    service_env,
     wait_http,
     wrk,
 )
@@ -77,15 +76,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="abtest-servers-"))
     redis_port = free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ABTEST_")} | {
-        "REDIS_URL": redis_url,
-        "ABTEST_SECRET_KEY": SECRET,
-        "ABTEST_API_TOKEN": API_TOKEN,
-        "ABTEST_DATA_DIR": str(work / "data"),
-        "PYTHONPATH": str(REPO),
-        "ABTEST_BUDGET_IMPRESSIONS": "1000000000",
-        "ABTEST_BUDGET_CLICKS": "1000000000",
-    }
+    env = service_env(redis_url, work)
     candidates = {
         name: command
         for name, command in servers(args.workers, 0).items()
