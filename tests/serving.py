@@ -14,11 +14,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from conftest import TEST_SECRET, free_port, subprocess_env
+from helpers import teasers
 
 from abtest.embedded import redis_server_executable
 from abtest.store import connect
@@ -264,3 +266,34 @@ class OwnRedis:
             kill(self.process.pid, signal.SIGCONT)
             kill(self.process.pid)
             self.process.wait()
+
+
+class Stream(threading.Thread):
+    """New readers of one server's front page, one after another, while ``gate`` is set;
+    records when each was sent and answered, its status, and the headlines counted."""
+
+    def __init__(self, server: Serve, gate: threading.Event, stop: threading.Event):
+        super().__init__(daemon=True)
+        self.browser = server.client()
+        self.gate, self.stop = gate, stop
+        self.records: list[tuple[float, float, int, list[str]]] = []
+        self.errors: list[str] = []
+        #: Set while the gate holds this stream (no request of its in flight).
+        self.idle = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            if not self.gate.is_set():
+                self.idle.set()
+                self.gate.wait()
+                self.idle.clear()
+            sent = time.monotonic()
+            try:
+                page = self.browser.get("/", keep_cookie=False)
+            except OSError as error:
+                self.errors.append(repr(error))
+                continue
+            counted = [h for link, h in teasers(page.body) if link.startswith("/c/")]
+            self.records.append((sent, time.monotonic(), page.status, counted))
+            time.sleep(0.005)
+        self.browser.close()

@@ -36,7 +36,7 @@ from helpers import BROWSER, teasers
 from prometheus_client.parser import text_string_to_metric_families
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
-from serving import Serve, wait_until
+from serving import Serve, Stream, wait_until
 from topologies import SLOTS, Cluster
 
 from abtest import create_app, keys
@@ -447,37 +447,6 @@ def test_the_dashboard_lists_1000_experiments_in_one_pipelined_read_per_node(
 
 
 # -- failover (last: it leaves the replica as master) ---------------------------
-
-
-class Stream(threading.Thread):
-    """New readers of one server's front page, one after another, while ``gate`` is set;
-    records when each was sent and answered, its status, and the headlines counted."""
-
-    def __init__(self, server: Serve, gate: threading.Event, stop: threading.Event):
-        super().__init__(daemon=True)
-        self.browser = server.client()
-        self.gate, self.stop = gate, stop
-        self.records: list[tuple[float, float, int, list[str]]] = []
-        self.errors: list[str] = []
-        #: Set while the gate holds this stream (no request of its in flight).
-        self.idle = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            if not self.gate.is_set():
-                self.idle.set()
-                self.gate.wait()
-                self.idle.clear()
-            sent = time.monotonic()
-            try:
-                page = self.browser.get("/", keep_cookie=False)
-            except OSError as error:
-                self.errors.append(repr(error))
-                continue
-            counted = [h for link, h in teasers(page.body) if link.startswith("/c/")]
-            self.records.append((sent, time.monotonic(), page.status, counted))
-            time.sleep(0.005)
-        self.browser.close()
 
 
 def test_a_master_killed_under_traffic_fails_over_to_its_replica(
