@@ -185,6 +185,10 @@ class Settings:
     #: Redis lost data (:mod:`abtest.webhooks`); https only in production, except
     #: to localhost.  Unset: only the stories' own webhooks are sent.
     webhook_url: str | None = None
+    #: ``ABTEST_QUALITY_SECONDS``: the engaged time on the story page (visible
+    #: tab, a reader active in the last few seconds) that makes a click a
+    #: quality click.
+    quality_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -223,6 +227,7 @@ class Settings:
             "breaker_backoff": ("ABTEST_BREAKER_BACKOFF", float, 0.05),
             "session_idle": ("ABTEST_SESSION_IDLE", int, 60),
             "max_body": ("ABTEST_MAX_BODY", int, 1024),
+            "quality_seconds": ("ABTEST_QUALITY_SECONDS", float, 1.0),
         }
         for field, (name, cast, minimum) in numbers.items():
             if env.get(name):

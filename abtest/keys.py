@@ -31,8 +31,10 @@ key                                type        meaning
                                                first; absent: ``created_at``),
                                                ``quiet_until`` (after an edit, no counting
                                                before this, microseconds in Redis's clock)
-``abtest:{slug}:counts``           hash        ``i:<variant>`` impressions and ``c:<variant>``
-                                               clicks, the test's totals; never reset
+``abtest:{slug}:counts``           hash        ``i:<variant>`` impressions (readers served),
+                                               ``s:<variant>`` seen impressions,
+                                               ``c:<variant>`` clicks and ``q:<variant>``
+                                               quality clicks, the test's totals; never reset
 ``abtest:{slug}:m:<minute>``       hash        the same fields for one minute (``<minute>`` =
                                                Unix seconds // 60); expires after the minute
                                                retention (ABTEST_MINUTE_RETENTION)
@@ -45,17 +47,28 @@ key                                type        meaning
                                                Redis >= 7.4 each field expires (HEXPIRE) after
                                                the marker lifetime, elsewhere the hash expires
                                                that long after its last click
+``abtest:{slug}:seen``             hash        seen de-duplication: field ``<visitor ref>``,
+                                               value ``<variant>``: this visitor's impression
+                                               was counted as seen (by a beacon, or by their
+                                               click).  Expires like the click markers
+``abtest:{slug}:engaged``          hash        quality-click de-duplication: field ``<visitor
+                                               ref>``, value ``<variant>``: this visitor's
+                                               click was counted as a quality click.  Expires
+                                               like the click markers
 ``abtest:{slug}:budget:<window>``  hash        the counting budgets of one window
                                                (``<window>`` = Unix seconds //
                                                ABTEST_BUDGET_WINDOW): ``i<client>`` and
                                                ``c<client>``, the impressions and clicks each
-                                               client address asked to count; ``<client>`` is
+                                               client address asked to count, ``s<client>``
+                                               the seen beacons; ``<client>`` is
                                                a keyed 72-bit hash of the address (IPv6: its
                                                /64).  Expires a window after its last new
                                                client
 ``abtest:{slug}:excluded``         hash        readers served but deliberately not counted:
                                                ``i:<reason>:<variant>`` impressions and
-                                               ``c:<reason>:<variant>`` clicks, ``<reason>``
+                                               ``c:<reason>:<variant>`` clicks,
+                                               ``s:<reason>:<variant>`` seen impressions,
+                                               ``<reason>``
                                                one of bot, prefetch, rate-limited; never reset
 ``abtest:{slug}:audit``            list        JSON audit entries (who, when, action, stats),
                                                newest first
@@ -118,11 +131,15 @@ __all__ = [
     "minute",
     "hour",
     "clicked",
+    "seen",
+    "engaged",
     "budget",
     "excluded",
     "audit",
     "impression_field",
     "click_field",
+    "seen_field",
+    "quality_field",
     "excluded_field",
     "REASONS",
     "session",
@@ -165,6 +182,14 @@ def clicked(slug: str) -> str:
     return _tagged(slug) + "clicked"
 
 
+def seen(slug: str) -> str:
+    return _tagged(slug) + "seen"
+
+
+def engaged(slug: str) -> str:
+    return _tagged(slug) + "engaged"
+
+
 def budget(slug: str, window_number: int) -> str:
     return f"{_tagged(slug)}budget:{window_number}"
 
@@ -183,6 +208,14 @@ def impression_field(variant: str) -> str:
 
 def click_field(variant: str) -> str:
     return "c:" + variant
+
+
+def seen_field(variant: str) -> str:
+    return "s:" + variant
+
+
+def quality_field(variant: str) -> str:
+    return "q:" + variant
 
 
 #: Why a reader was served but deliberately not counted (the excluded hash's reasons).

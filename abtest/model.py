@@ -14,6 +14,12 @@ from importlib import resources
 __all__ = [
     "ALLOCATIONS",
     "CLICKS",
+    "REWARDS",
+    "CLICK",
+    "QUALITY",
+    "DENOMINATORS",
+    "SERVED",
+    "SEEN",
     "DEFAULT_CARING",
     "RESERVED_SLUGS",
     "STATUSES",
@@ -28,6 +34,7 @@ __all__ = [
     "Experiment",
     "InvalidExperiment",
     "check_settings",
+    "check_measures",
     "refusal",
     "ACTIONS",
     "parse_story",
@@ -49,6 +56,16 @@ PUBLISHED = frozenset({RUNNING, PAUSED, DECIDED})
 #: or find the winner (top-two Thompson sampling).
 CLICKS, WINNER = "clicks", "winner"
 ALLOCATIONS = (CLICKS, WINNER)
+#: What the statistics count as a reader's response (the reward): every
+#: counted click, or only quality clicks (a click followed by enough engaged
+#: reading on the story page).
+CLICK, QUALITY = "click", "quality"
+REWARDS = (CLICK, QUALITY)
+#: What the statistics count as an impression (the denominator): every reader
+#: served the headline, or only those who saw it (half the slot in view for a
+#: second).
+SERVED, SEEN = "served", "seen"
+DENOMINATORS = (SERVED, SEEN)
 #: The default threshold of caring, a share of the leader's CTR: the value of
 #: abtest.decision.DEFAULT_RELATIVE_THRESHOLD, kept here so that the reader
 #: path never imports scipy (a test holds the two equal).
@@ -185,6 +202,8 @@ class Experiment:
     definition: Definition
     status: str
     winner: str | None
+    #: Per variant, the impressions and clicks the statistics use: the
+    #: :attr:`denominator` and the :attr:`reward` the editor chose.
     impressions: tuple[int, ...]
     clicks: tuple[int, ...]
     created_at: float = 0.0
@@ -200,6 +219,17 @@ class Experiment:
     #: Its place on the front page: higher first.  The moment it went live
     #: (its creation time if it was created running) unless an editor moved it.
     rank: float | None = None
+    #: What :attr:`clicks` counts: :data:`CLICK` or :data:`QUALITY`.
+    reward: str = CLICK
+    #: What :attr:`impressions` counts: :data:`SERVED` or :data:`SEEN`.
+    denominator: str = SERVED
+    #: Per variant, every count kept, whichever the statistics use: readers
+    #: served, readers who saw the headline, clicks, quality clicks (empty:
+    #: the same as :attr:`impressions` and :attr:`clicks`, none seen or quality).
+    served: tuple[int, ...] = ()
+    seen: tuple[int, ...] = ()
+    all_clicks: tuple[int, ...] = ()
+    quality_clicks: tuple[int, ...] = ()
 
     @property
     def slug(self) -> str:
@@ -224,9 +254,9 @@ class Experiment:
         return self.created_at if self.rank is None else self.rank
 
     @property
-    def seen(self) -> int:
-        """Impressions counted so far: once there are any, the text is fixed."""
-        return sum(self.impressions)
+    def counted(self) -> int:
+        """Readers served and counted so far: once there are any, the text is fixed."""
+        return sum(self.served or self.impressions)
 
     @property
     def variant_ids(self) -> tuple[str, ...]:
@@ -292,8 +322,8 @@ def refusal(experiment: Experiment, action: str) -> str | None:
             else "nobody has seen this test yet; start it first"
         )
         return message.format(status=experiment.status, decide=decide)
-    if action == "edit" and experiment.seen:
-        shown = experiment.seen
+    if action == "edit" and experiment.counted:
+        shown = experiment.counted
         return (
             f"readers have seen this test ({shown:,} impression{'s' if shown != 1 else ''} "
             "counted), so its text can't change: the counts would mix two texts. "
@@ -330,6 +360,22 @@ def check_settings(
     if errors:
         raise InvalidExperiment(errors)
     return str(allocation), value
+
+
+def check_measures(reward: object = CLICK, denominator: object = SERVED) -> tuple[str, str]:
+    """An experiment's reward and denominator from user input, as ``(reward, denominator)``.
+
+    Raises :class:`InvalidExperiment` naming each bad field (``reward``,
+    ``denominator``).
+    """
+    errors = {}
+    if reward not in REWARDS:
+        errors["reward"] = f"choose {' or '.join(REWARDS)}, not {reward!r}"
+    if denominator not in DENOMINATORS:
+        errors["denominator"] = f"choose {' or '.join(DENOMINATORS)}, not {denominator!r}"
+    if errors:
+        raise InvalidExperiment(errors)
+    return str(reward), str(denominator)
 
 
 def split_paragraphs(text: str) -> list[str]:

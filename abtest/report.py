@@ -38,6 +38,8 @@ __all__ = [
     "Report",
     "ExperimentReport",
     "Excluded",
+    "Signals",
+    "SeenCheck",
     "EXCLUSION_REASONS",
     "variant_name",
 ]
@@ -495,6 +497,97 @@ class Excluded:
 
 
 @dataclass(frozen=True)
+class SeenCheck:
+    """Whether some headline's slot was seen by a different share of the readers
+    it was served to than the others' (:func:`abtest.stats.seen_check`).
+
+    A longer headline can push its slot below the fold: then its CTR over the
+    readers served is lower for a reason that is not the headline's appeal.
+    ``applies`` is False until enough seen impressions were reported by
+    beacons for the shares to mean anything.
+    """
+
+    applies: bool = False
+    #: Per variant: its seen share differs from the other headlines'.
+    flagged: tuple[bool, ...] = ()
+    #: Per variant: the Holm-adjusted p-value of its share against the others'.
+    p_values: tuple[float | None, ...] = ()
+
+    def to_json(self, ids: tuple[str, ...]) -> dict[str, Any]:
+        return {
+            "applies": self.applies,
+            "flagged": [v for v, flag in zip(ids, self.flagged, strict=False) if flag],
+            "p_values": list(self.p_values) or None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None, ids: tuple[str, ...]) -> SeenCheck:
+        if not data:
+            return cls()
+        flagged = set(data.get("flagged") or ())
+        p_values = data.get("p_values") or ()
+        return cls(bool(data.get("applies")), tuple(v in flagged for v in ids), tuple(p_values))
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Every count kept for each headline, whichever the statistics use, and
+    which they use: the ``denominator`` (readers ``served`` or readers who
+    ``seen`` the headline) and the ``reward`` (every ``click`` or only
+    ``quality`` clicks)."""
+
+    reward: str
+    denominator: str
+    served: tuple[int, ...]
+    seen: tuple[int, ...]
+    clicks: tuple[int, ...]
+    quality: tuple[int, ...]
+    check: SeenCheck = SeenCheck()
+
+    def shown(self, index: int) -> int:
+        """Variant ``index``'s impressions in the denominator in use."""
+        return (self.seen if self.denominator == "seen" else self.served)[index]
+
+    def rate(self, index: int, quality: bool) -> float | None:
+        """Clicks (or quality clicks) per impression in use; None without impressions."""
+        shown = self.shown(index)
+        if not shown:
+            return None
+        return (self.quality if quality else self.clicks)[index] / shown
+
+    def seen_share(self, index: int) -> float | None:
+        served = self.served[index]
+        return self.seen[index] / served if served else None
+
+    def variant_json(self, index: int) -> dict[str, Any]:
+        return {
+            "served": self.served[index],
+            "seen": self.seen[index],
+            "seen_share": self.seen_share(index),
+            "all_clicks": self.clicks[index],
+            "quality_clicks": self.quality[index],
+            "click_rate": self.rate(index, quality=False),
+            "quality_rate": self.rate(index, quality=True),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], ids: tuple[str, ...]) -> Signals | None:
+        """A stats document's signals; None for documents stored before them."""
+        rows = data["variants"]
+        if "denominator" not in data or any("served" not in row for row in rows):
+            return None
+        return cls(
+            reward=data["reward"],
+            denominator=data["denominator"],
+            served=tuple(row["served"] for row in rows),
+            seen=tuple(row["seen"] for row in rows),
+            clicks=tuple(row["all_clicks"] for row in rows),
+            quality=tuple(row["quality_clicks"] for row in rows),
+            check=SeenCheck.from_json(data.get("seen_check"), ids),
+        )
+
+
+@dataclass(frozen=True)
 class ExperimentReport:
     """A :class:`Report` with the experiment it is about (``Service.report``)."""
 
@@ -510,6 +603,10 @@ class ExperimentReport:
     excluded: tuple[Excluded, ...] = ()
     #: The CTRs stratified by hour (:mod:`abtest.stratified`); ``None``: not computed.
     stratified: Stratified | None = None
+    #: Served and seen impressions, clicks and quality clicks, and which the
+    #: statistics use; ``None``: served impressions and every click, as in
+    #: documents stored before there was a choice.
+    signals: Signals | None = None
 
     def __post_init__(self) -> None:
         if not self.excluded:
@@ -531,6 +628,7 @@ class ExperimentReport:
                 "id": variant_id,
                 "headline": headline,
                 **row,
+                **({} if self.signals is None else self.signals.variant_json(index)),
                 "excluded": excluded.to_json(),
                 "stratified": _stratified_json(self.stratified, index),
             }
@@ -552,6 +650,15 @@ class ExperimentReport:
             "created_at": self.created_at,
             **document,
             "simpson": self.simpson,
+            **(
+                {}
+                if self.signals is None
+                else {
+                    "reward": self.signals.reward,
+                    "denominator": self.signals.denominator,
+                    "seen_check": self.signals.check.to_json(self.variant_ids),
+                }
+            ),
         }
 
     @property
@@ -573,6 +680,7 @@ class ExperimentReport:
             stats=Report.from_json(data, ids),
             excluded=tuple(Excluded.from_json(row.get("excluded")) for row in data["variants"]),
             stratified=_stratified_from_json([row.get("stratified") for row in data["variants"]]),
+            signals=Signals.from_json(data, ids),
         )
 
 

@@ -1,11 +1,12 @@
 """The Lua scripts that write experiments and their counts, each in one atomic step.
 
 Each opens with its KEYS/ARGV contract and what it returns.  Key names come
-from :mod:`abtest.keys`; the count fields are ``i:<variant>`` (impressions)
-and ``c:<variant>`` (clicks), as there.  The status names are those of
+from :mod:`abtest.keys`; the count fields are ``i:<variant>`` (impressions:
+readers served), ``s:<variant>`` (seen impressions), ``c:<variant>`` (clicks)
+and ``q:<variant>`` (quality clicks), as there.  The status names are those of
 :mod:`abtest.model`.  :class:`abtest.store.RedisStore` runs them.
 
-The two counting scripts have the settings written into them
+The counting scripts have the settings written into them
 (:func:`counting_script`: the series' retention, the budgets and how click
 markers expire), so the busiest script of all carries four arguments, not
 nine.
@@ -16,6 +17,8 @@ from __future__ import annotations
 __all__ = [
     "IMPRESSION",
     "CLICK",
+    "SEEN",
+    "ENGAGED",
     "CREATE",
     "SET_STATUS",
     "SET_SETTINGS",
@@ -86,7 +89,8 @@ return status
 """
 
 #: KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash,
-#: KEYS[5] this window's budget hash, KEYS[6] excluded hash, KEYS[7] click markers hash
+#: KEYS[5] this window's budget hash, KEYS[6] excluded hash, KEYS[7] click markers hash,
+#: KEYS[8] seen markers hash
 #: ARGV[1] variant id, ARGV[2] visitor ref (the marker's field), ARGV[3] marker TTL (s),
 #: ARGV[4] deadline (microseconds in Redis's clock; "" for none),
 #: ARGV[5] the client's budget field ("" for no budget)
@@ -99,7 +103,10 @@ return status
 #: click sets its marker, which expires after ARGV[3] seconds: by its own
 #: field (HEXPIRE, Redis >= 7.4) in the script :func:`counting_script` makes
 #: with ``field_ttl=True``, else by the whole hash, ARGV[3] after its last
-#: click; so markers never outnumber the counted clicks.
+#: click; so markers never outnumber the counted clicks.  A reader who clicked
+#: saw the headline: a counted click also counts the impression as seen,
+#: unless a beacon did already (the seen marker), so clicks never outnumber
+#: seen impressions.
 #: Returns 1 (counted) or 0 (a repeat, or more clicks than impressions) while
 #: running, {0, reason} when not counted for reason "late" (nothing written)
 #: or "rate-limited", else the status ("" = no such experiment).
@@ -131,13 +138,118 @@ end
 if redis.call('HINCRBY', KEYS[4], clicked, 1) == 1 then
   redis.call('EXPIRE', KEYS[4], {hour_ttl})
 end
+if redis.call('HSETNX', KEYS[8], ARGV[2], ARGV[1]) == 1 then
+  {seen_expiry}
+  local field = 's:' .. ARGV[1]
+  if tonumber(redis.call('HGET', KEYS[2], field) or '0') < tonumber(seen[1]) then
+    redis.call('HINCRBY', KEYS[2], field, 1)
+    if redis.call('HINCRBY', KEYS[3], field, 1) == 1 then
+      redis.call('EXPIRE', KEYS[3], {minute_ttl})
+    end
+    if redis.call('HINCRBY', KEYS[4], field, 1) == 1 then
+      redis.call('EXPIRE', KEYS[4], {hour_ttl})
+    end
+  end
+end
 return 1
 """
 
-#: How a counted click's marker expires: per field where Redis has HEXPIRE
-#: (7.4 and later), else the whole hash, a marker lifetime after its last click.
-_FIELD_EXPIRY = "redis.call('HEXPIRE', KEYS[7], ARGV[3], 'FIELDS', 1, ARGV[2])"
-_HASH_EXPIRY = "redis.call('EXPIRE', KEYS[7], ARGV[3])"
+#: KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash,
+#: KEYS[5] this window's budget hash, KEYS[6] excluded hash, KEYS[7] seen markers hash
+#: ARGV[1] variant id, ARGV[2] visitor ref (the marker's field), ARGV[3] marker TTL (s),
+#: ARGV[4] deadline (microseconds in Redis's clock; "" for none),
+#: ARGV[5] the client's budget field ("" for no budget)
+#:
+#: Counts one seen impression (a beacon said half the slot was in view for a
+#: second) only while running, only by the deadline, only once per visitor
+#: (the visitor's field in the seen markers hash, set here or by their
+#: click), never past the variant's served impressions, and only while the
+#: client has sent fewer than {impression_budget} seen beacons in this window
+#: (past it, the beacon is added to the excluded hash as rate-limited).
+#: Markers expire as the click markers do.
+#: Returns 1 (counted) or 0 (a repeat) while running, {0, reason} when not
+#: counted for reason "late" or "rate-limited", else the status ("" = no
+#: such experiment).
+SEEN = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' then return status or '' end
+if ARGV[4] ~= '' then
+  local now = redis.call('TIME')
+  if now[1] * 1000000 + now[2] > tonumber(ARGV[4]) then return {0, 'late'} end
+end
+if redis.call('HEXISTS', KEYS[7], ARGV[2]) == 1 then return 0 end
+local served, seen = 'i:' .. ARGV[1], 's:' .. ARGV[1]
+local counts = redis.call('HMGET', KEYS[2], served, seen)
+if tonumber(counts[1] or '0') <= tonumber(counts[2] or '0') then return 0 end
+if ARGV[5] ~= '' then
+  local used = redis.call('HINCRBY', KEYS[5], 's' .. ARGV[5], 1)
+  if used == 1 then redis.call('EXPIRE', KEYS[5], {budget_ttl}) end
+  if used > {impression_budget} then
+    redis.call('HINCRBY', KEYS[6], 's:rate-limited:' .. ARGV[1], 1)
+    return {0, 'rate-limited'}
+  end
+end
+redis.call('HSET', KEYS[7], ARGV[2], ARGV[1])
+{marker_expiry}
+redis.call('HINCRBY', KEYS[2], seen, 1)
+if redis.call('HINCRBY', KEYS[3], seen, 1) == 1 then
+  redis.call('EXPIRE', KEYS[3], {minute_ttl})
+end
+if redis.call('HINCRBY', KEYS[4], seen, 1) == 1 then
+  redis.call('EXPIRE', KEYS[4], {hour_ttl})
+end
+return 1
+"""
+
+#: KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash,
+#: KEYS[5] click markers hash, KEYS[6] quality markers hash (the "engaged" hash)
+#: ARGV[1] visitor ref, ARGV[2] marker TTL (s),
+#: ARGV[3] deadline (microseconds in Redis's clock; "" for none)
+#:
+#: Counts a quality click: the visitor's click was counted (their click
+#: marker, whose value is the headline they clicked), and their reading of
+#: the story reached the engaged-time threshold (checked by the caller).
+#: Only while running, only by the deadline, once per visitor (the quality
+#: markers hash, expiring as the click markers do), so quality clicks never
+#: outnumber clicks and need no budget of their own.
+#: Returns the variant when counted, "" when not (no counted click, or a
+#: repeat), {0, "late"} when late, else the status ("" = no such experiment)
+#: prefixed by "!".
+ENGAGED = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' then return '!' .. (status or '') end
+if ARGV[3] ~= '' then
+  local now = redis.call('TIME')
+  if now[1] * 1000000 + now[2] > tonumber(ARGV[3]) then return {0, 'late'} end
+end
+local variant = redis.call('HGET', KEYS[5], ARGV[1])
+if not variant then return '' end
+if redis.call('HSETNX', KEYS[6], ARGV[1], variant) == 0 then return '' end
+{marker_expiry}
+local quality = 'q:' .. variant
+redis.call('HINCRBY', KEYS[2], quality, 1)
+if redis.call('HINCRBY', KEYS[3], quality, 1) == 1 then
+  redis.call('EXPIRE', KEYS[3], {minute_ttl})
+end
+if redis.call('HINCRBY', KEYS[4], quality, 1) == 1 then
+  redis.call('EXPIRE', KEYS[4], {hour_ttl})
+end
+return variant
+"""
+
+#: How a marker expires: per field where Redis has HEXPIRE (7.4 and later),
+#: else the whole hash, a marker lifetime after its last new marker.  The
+#: markers hash is the script's KEYS[{key}], the visitor's field ARGV[{field}]
+#: and the lifetime ARGV[{ttl}].
+_FIELD_EXPIRY = "redis.call('HEXPIRE', KEYS[{key}], ARGV[{ttl}], 'FIELDS', 1, ARGV[{field}])"
+_HASH_EXPIRY = "redis.call('EXPIRE', KEYS[{key}], ARGV[{ttl}])"
+#: Where each script keeps its markers: (KEYS index, ARGV index of the field,
+#: ARGV index of the lifetime), for {marker_expiry} and (the click's seen
+#: marker) {seen_expiry}.
+_MARKERS = {
+    "marker_expiry": {CLICK: (7, 2, 3), SEEN: (7, 2, 3), ENGAGED: (6, 1, 2)},
+    "seen_expiry": {CLICK: (8, 2, 3)},
+}
 
 #: KEYS[1] meta hash
 #: ARGV[1] definition JSON, ARGV[2] now (s), ARGV[3] allocation mode,
@@ -181,14 +293,18 @@ return 1
 
 #: KEYS[1] meta hash, KEYS[2] audit list
 #: ARGV[1] allocation mode, ARGV[2] threshold of caring, ARGV[3] now (s),
-#: ARGV[4] audit entry JSON, ARGV[5] audit entries kept
+#: ARGV[4] audit entry JSON, ARGV[5] audit entries kept,
+#: ARGV[6] (optional) reward, ARGV[7] (optional) denominator ("" or absent: unchanged)
 #:
-#: Changes the allocation mode and the threshold of caring and appends the
-#: audit entry, together; the status and counts are untouched.
+#: Changes the allocation mode, the threshold of caring and (when given) the
+#: reward and the denominator, and appends the audit entry, together; the
+#: status and counts are untouched.
 #: Returns 1 if changed, 0 if the experiment is missing.
 SET_SETTINGS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'allocation', ARGV[1], 'caring', ARGV[2], 'updated_at', ARGV[3])
+if ARGV[6] and ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'reward', ARGV[6]) end
+if ARGV[7] and ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'denominator', ARGV[7]) end
 redis.call('LPUSH', KEYS[2], ARGV[4])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
 return 1
@@ -341,8 +457,9 @@ def counting_script(
 ) -> str:
     """A counting script with the settings written in: the series' retention
     and the budgets' TTL (s), the budgets per client and window, and (the
-    click script) how markers expire.  A budget of 0 is no budget: the caller
+    marker scripts) how markers expire.  A budget of 0 is no budget: the caller
     then sends no budget field."""
+    original = script
     values = {
         "{minute_ttl}": minute_ttl,
         "{hour_ttl}": hour_ttl,
@@ -352,4 +469,9 @@ def counting_script(
     }
     for name, value in values.items():
         script = script.replace(name, str(int(value)))
-    return script.replace("{marker_expiry}", _FIELD_EXPIRY if field_ttl else _HASH_EXPIRY)
+    expiry = _FIELD_EXPIRY if field_ttl else _HASH_EXPIRY
+    for name, places in _MARKERS.items():
+        if original in places:
+            key, field, ttl = places[original]
+            script = script.replace("{" + name + "}", expiry.format(key=key, field=field, ttl=ttl))
+    return script

@@ -38,11 +38,12 @@ from .model import (
     Definition,
     Experiment,
     InvalidExperiment,
+    check_measures,
     check_settings,
     refusal,
     seed_definition,
 )
-from .report import Excluded, ExperimentReport
+from .report import Excluded, ExperimentReport, Signals
 from .snapshot import Entry, Snapshot, front_page_of, start_due
 from .store import LATE, RATE_LIMITED, RedisStore, StoreError, counts_tuple
 from .stratified import Stratified, stratify
@@ -175,6 +176,7 @@ class Service:
         deadlines: bool = True,
         breaker_backoff: float = 1.0,
         client_secret: str = "",
+        quality_seconds: float = 15.0,
     ):
         """With ``deadlines``, each count carries its deadline: the store's
         client's socket timeout from now (less :attr:`REPLY_MARGIN`), when
@@ -191,6 +193,8 @@ class Service:
         # visitor can still present: their assignment (the cookie) plus the
         # lifetime of a token minted on its last day.
         self.click_marker_ttl = int(visitor_lifetime) + click_tokens.max_age
+        #: The engaged time (s) on the story page that makes a click a quality click.
+        self.quality_seconds = float(quality_seconds)
         self.clock = clock
         self.deadlines = deadlines
         self.client_ref = client_hasher(client_secret)
@@ -220,6 +224,7 @@ class Service:
             visitor_lifetime=settings.visitor_days * 86_400,
             breaker_backoff=settings.breaker_backoff,
             client_secret=settings.secret_key,
+            quality_seconds=settings.quality_seconds,
         )
 
     def _after_fork(self) -> None:
@@ -513,6 +518,99 @@ class Service:
             metrics.clicks("uncounted", LATE)
         return ClickOutcome(slug=token.slug, counted=result.counted)
 
+    def record_seen(
+        self, tokens: Sequence[str], cookie: str | None, *, client: str | None = None
+    ) -> int:
+        """Count the impressions a seen beacon reports, each once; the number counted.
+
+        ``tokens`` are the assignments' click tokens, which the beacon sends
+        back: each names the story, the headline and (by its ref) the visitor,
+        and only this service can sign one, so a beacon cannot name a headline
+        nobody was served.  As for a click, the cookie's visitor id must hash
+        to each token's ref (a token copied out of a page counts for no one
+        else) and list the token's headline.  Every token is checked before
+        anything is counted: one forged or foreign token refuses the beacon
+        (:class:`InvalidLink`, :class:`ActionRefused`).  Expired tokens, stories
+        no longer running, repeats (the seen markers) and beacons past the
+        address's impression budget count nothing.
+        """
+        visitor_id = cookie_visitor_id(cookie)
+        ref = None if visitor_id is None else visitor_ref(visitor_id)
+        seen = {}
+        for token in tokens:
+            try:
+                parsed = self.click_tokens.loads(token)
+            except ExpiredToken as expired:
+                if expired.token is None:
+                    raise InvalidLink("this beacon's token is not valid") from None
+                continue
+            except InvalidToken:
+                raise InvalidLink("this beacon's token is not valid") from None
+            if (
+                ref is None
+                or not hmac.compare_digest(ref, parsed.visitor_ref)
+                or not cookie_records(cookie, parsed.slug, parsed.variant)
+            ):
+                raise ActionRefused("this beacon's token was not issued to this browser")
+            seen[parsed.slug] = parsed
+        entries = self.snapshot.entries()
+        wanted = [
+            (slug, token.variant, token.visitor_ref)
+            for slug, token in seen.items()
+            if slug in entries
+            and entries[slug].experiment.status == RUNNING
+            and token.variant in entries[slug].experiment.variant_ids
+        ]
+        if not wanted or not self.breaker.allow():
+            return 0
+        try:
+            results = self.store.record_seen(
+                wanted,
+                self.click_marker_ttl,
+                now=self.clock(),
+                client=self.client_ref(client),
+                deadline=self._deadline(),
+            )
+        except StoreError as error:
+            self.breaker.failed(error)
+            self.outage_log.warning("seen impressions not counted, Redis unreachable: %s", error)
+            return 0
+        self.breaker.succeeded()
+        return sum(result.counted for result in results)
+
+    def record_engaged(self, slug: str, cookie: str | None, seconds: float) -> bool:
+        """Count a quality click: the visitor whose click on ``slug`` was counted
+        read the story for ``seconds`` of engaged time, at least
+        :attr:`quality_seconds`.  Once per visitor and story; whether counted.
+
+        The visitor is the cookie's visitor id (only their cookie carries it,
+        so it needs no signature check, as for a click); the headline is the
+        one whose click was counted for them.  Raises :class:`UnknownExperiment`.
+        """
+        experiment = self.experiment(slug)
+        visitor_id = cookie_visitor_id(cookie)
+        if (
+            visitor_id is None
+            or seconds < self.quality_seconds
+            or experiment.status != RUNNING
+            or not self.breaker.allow()
+        ):
+            return False
+        try:
+            variant, _ = self.store.record_engaged(
+                slug,
+                visitor_ref(visitor_id),
+                self.click_marker_ttl,
+                now=self.clock(),
+                deadline=self._deadline(),
+            )
+        except StoreError as error:
+            self.breaker.failed(error)
+            self.outage_log.warning("quality click not counted, Redis unreachable: %s", error)
+            return False
+        self.breaker.succeeded()
+        return variant is not None
+
     # -- editors ----------------------------------------------------------
 
     def fresh(self, slug: str) -> Experiment:
@@ -587,6 +685,28 @@ class Service:
             stats=analysis,
             excluded=tuple(Excluded.from_hash(excluded, v) for v in experiment.variant_ids),
             stratified=self._stratify(experiment) if stratified else None,
+            signals=self._signals(experiment),
+        )
+
+    def _signals(self, experiment: Experiment) -> Signals:
+        """Every count of ``experiment``, which the statistics use, and the seen check."""
+        from . import stats
+
+        served = experiment.served or experiment.impressions
+        seen = experiment.seen or (0,) * len(served)
+        clicks = experiment.all_clicks or experiment.clicks
+        key = ("signals", served, seen, clicks)
+        check = self._analyses.get(key)
+        if check is None:
+            check = self._analyses[key] = stats.seen_check(served, seen, clicks)
+        return Signals(
+            reward=experiment.reward,
+            denominator=experiment.denominator,
+            served=served,
+            seen=seen,
+            clicks=clicks,
+            quality=experiment.quality_clicks or (0,) * len(served),
+            check=check,
         )
 
     def _stratify(self, experiment: Experiment) -> Stratified:
@@ -594,7 +714,13 @@ class Service:
 
         Cached by the counts: while they stand still, so does every hour's.
         """
-        key = (experiment.slug, experiment.impressions, experiment.clicks)
+        key = (
+            experiment.slug,
+            experiment.impressions,
+            experiment.clicks,
+            experiment.reward,
+            experiment.denominator,
+        )
         found = self._stratified.get(key)
         if found is not None:
             return found
@@ -604,7 +730,11 @@ class Service:
             now = self.clock()
             start = max(experiment.created_at, now - self.store.hour_ttl)
             for _, counts in self.store.series(experiment.slug, start, now, "hour"):
-                hours.append(counts_tuple(experiment.definition, counts))
+                hours.append(
+                    counts_tuple(
+                        experiment.definition, counts, experiment.reward, experiment.denominator
+                    )
+                )
         # A click counts in the hour it happens, its impression in the hour it was
         # served: a quiet hour can hold more clicks than impressions, capped here.
         found = stratify(
@@ -859,18 +989,33 @@ class Service:
             raise UnknownExperiment(slug)
         return self.fresh(slug)
 
-    def set_settings(self, slug: str, allocation: str, caring: float, editor: str) -> Experiment:
-        """Change the allocation mode and the threshold of caring (audited).
+    def set_settings(
+        self,
+        slug: str,
+        allocation: str,
+        caring: float,
+        editor: str,
+        reward: str | None = None,
+        denominator: str | None = None,
+    ) -> Experiment:
+        """Change the allocation mode, the threshold of caring and (unless None)
+        the reward and the denominator (audited).
 
-        New readers are allocated by the new mode from this worker's next
+        New readers are allocated by the new settings from this worker's next
         request on, and every worker's within its refresh interval; readers
-        already assigned keep their headline.  Raises
-        :class:`~abtest.model.InvalidExperiment` for bad values and
-        :class:`ActionRefused` when nothing would change.
+        already assigned keep their headline.  Every count is kept whatever
+        the reward and denominator, so changing them re-reads the whole test
+        the new way.  Raises :class:`~abtest.model.InvalidExperiment` for bad
+        values and :class:`ActionRefused` when nothing would change.
         """
         allocation, caring = check_settings(allocation, caring)
         experiment = self.fresh(slug)
-        if (allocation, caring) == (experiment.allocation, experiment.caring):
+        reward, denominator = check_measures(
+            experiment.reward if reward is None else reward,
+            experiment.denominator if denominator is None else denominator,
+        )
+        before = (experiment.allocation, experiment.caring, experiment.reward)
+        if (allocation, caring, reward, denominator) == (*before, experiment.denominator):
             raise ActionRefused("the test has these settings already")
         now = self.clock()
         entry = {
@@ -880,11 +1025,23 @@ class Service:
             "from": experiment.status,
             "status": experiment.status,
             "winner": experiment.winner,
-            "settings_from": {"allocation": experiment.allocation, "caring": experiment.caring},
-            "settings": {"allocation": allocation, "caring": caring},
+            "settings_from": {
+                "allocation": experiment.allocation,
+                "caring": experiment.caring,
+                "reward": experiment.reward,
+                "denominator": experiment.denominator,
+            },
+            "settings": {
+                "allocation": allocation,
+                "caring": caring,
+                "reward": reward,
+                "denominator": denominator,
+            },
             "stats": self.report(experiment.slug, experiment=experiment).to_json(),
         }
-        if not self.store.set_settings(slug, allocation, caring, entry, now=now):
+        if not self.store.set_settings(
+            slug, allocation, caring, entry, now=now, reward=reward, denominator=denominator
+        ):
             raise UnknownExperiment(slug)
         return self.fresh(slug)
 
@@ -938,7 +1095,9 @@ class Service:
         )
         points = []
         for started, counts in self.store.series(slug, start, now, resolution):
-            impressions, clicks = counts_tuple(experiment.definition, counts)
+            impressions, clicks = counts_tuple(
+                experiment.definition, counts, experiment.reward, experiment.denominator
+            )
             points.append({"t": started, "impressions": list(impressions), "clicks": list(clicks)})
         return {
             "experiment": slug,

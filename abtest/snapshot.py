@@ -34,7 +34,7 @@ from .bandit import Posterior
 from .breaker import CircuitBreaker
 from .forks import reset_after_fork
 from .model import RUNNING, SCHEDULED, Experiment
-from .store import RedisStore, StoreError, counts_tuple
+from .store import RedisStore, StoreError, counted
 
 __all__ = ["Entry", "Snapshot", "front_page_of", "start_due"]
 
@@ -212,9 +212,11 @@ class Snapshot:
             fresh = dataclasses.replace(experiment, status=status, winner=winner)
             self._replace(dataclasses.replace(entry, experiment=fresh))
             return fresh
-        impressions, clicks = counts_tuple(experiment.definition, counts)
         fresh = dataclasses.replace(
-            experiment, status=status, winner=winner, impressions=impressions, clicks=clicks
+            experiment,
+            status=status,
+            winner=winner,
+            **counted(experiment.definition, counts, experiment.reward, experiment.denominator),
         )
         self._replace(self.entry(fresh))
         return fresh

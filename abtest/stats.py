@@ -48,13 +48,14 @@ from .report import (
     PairwiseTest,
     ReadersToCall,
     Report,
+    SeenCheck,
     SequentialReport,
     VariantStats,
     variant_name,
 )
 from .verdicts import join_words
 
-__all__ = ["analyze", "build_report", "wilson_interval"]
+__all__ = ["analyze", "build_report", "wilson_interval", "seen_check"]
 
 #: An experiment compares at least two and at most 26 headlines (ids a..z).
 _MIN_VARIANTS = 2
@@ -397,6 +398,55 @@ def _pairwise(impressions: list[int], clicks: list[int]) -> list[PairwiseTest]:
         pair_diff = float(diff[pair]) if has_impressions else None
         tests.append(PairwiseTest(a, b, pair_diff, None, None, None, note))
     return tests
+
+
+#: The seen-share check's thresholds: a headline is flagged when its share of
+#: readers who saw the slot differs from the other headlines' by more than
+#: SEEN_RELATIVE (a relative difference) and the difference is beyond chance
+#: at SEEN_ALPHA after Holm's adjustment over the headlines.  The alpha is
+#: strict because editors look all day (every look is another test), and the
+#: relative margin keeps a huge test from flagging a trivial difference.
+SEEN_ALPHA = 0.001
+SEEN_RELATIVE = 0.10
+#: The check applies once beacons reported this many seen impressions, and at
+#: least twice as many as there were clicks (a counted click also counts its
+#: impression as seen: without beacons on the page, seen impressions are just
+#: the clickers, whose share says nothing of the slot).
+SEEN_MINIMUM = 100
+
+
+def seen_check(served: Sequence[int], seen: Sequence[int], clicks: Sequence[int]) -> SeenCheck:
+    """Flag each headline whose seen share (seen / served) differs from the rest's.
+
+    Each headline's share against the other headlines' pooled is a 2x2
+    chi-square test without continuity correction (R's ``prop.test(...,
+    correct = FALSE)``), Holm-adjusted over the headlines.
+    """
+    total_seen, total_served = sum(seen), sum(served)
+    if total_seen < SEEN_MINIMUM or total_seen < 2 * sum(clicks) or len(served) < 2:
+        return SeenCheck()
+    p_values: list[float | None] = []
+    for n, k in zip(served, seen, strict=True):
+        rest_n, rest_k = total_served - n, total_seen - k
+        table = np.array([[k, n - k], [rest_k, rest_n - rest_k]])
+        if n == 0 or rest_n == 0 or table.sum(axis=0).min() == 0:
+            p_values.append(None)
+            continue
+        result = scipy_stats.chi2_contingency(table, correction=False)
+        p_values.append(float(result.pvalue))
+    defined = [i for i, p in enumerate(p_values) if p is not None]
+    adjusted = list(p_values)
+    for i, p in zip(defined, _holm(np.array([p_values[i] for i in defined])), strict=True):
+        adjusted[i] = float(p)
+    flagged = []
+    for index, p in enumerate(adjusted):
+        n, k = served[index], seen[index]
+        rest_n, rest_k = total_served - n, total_seen - k
+        far = (
+            p is not None and rest_k > 0 and abs((k / n) / (rest_k / rest_n) - 1.0) > SEEN_RELATIVE
+        )
+        flagged.append(bool(far and p < SEEN_ALPHA))
+    return SeenCheck(True, tuple(flagged), tuple(adjusted))
 
 
 def _holm(p_values: np.ndarray) -> np.ndarray:

@@ -41,7 +41,21 @@ from redis.sentinel import SentinelConnectionPool
 from . import keys, redis_urls, scripts
 from .counting import ClusterCountingConnections, CountingConnections
 from .forks import reset_after_fork
-from .model import ALLOCATIONS, CLICKS, DECIDED, DEFAULT_CARING, RUNNING, Definition, Experiment
+from .model import (
+    ALLOCATIONS,
+    CLICK,
+    CLICKS,
+    DECIDED,
+    DEFAULT_CARING,
+    DENOMINATORS,
+    QUALITY,
+    REWARDS,
+    RUNNING,
+    SEEN,
+    SERVED,
+    Definition,
+    Experiment,
+)
 
 __all__ = [
     "RedisStore",
@@ -143,6 +157,17 @@ def _impression_result(reply: str | list | Exception) -> ImpressionResult:
         winner=reply[1] or None,
         counts=_flat_to_counts(reply[2]) if len(reply) > 2 else None,
     )
+
+
+def _click_result(reply: str | int | list | Exception) -> ClickResult:
+    """A click or seen script's reply (a cluster node that did not answer: its error)."""
+    if isinstance(reply, Exception):
+        return ClickResult(status="", counted=False, reason=UNAVAILABLE)
+    if isinstance(reply, str):
+        return ClickResult(status=reply, counted=False)
+    if isinstance(reply, list):
+        return ClickResult(status=RUNNING, counted=False, reason=reply[1])
+    return ClickResult(status=RUNNING, counted=bool(reply))
 
 
 def _flat_to_counts(flat: Sequence[str]) -> dict[str, int]:
@@ -251,12 +276,15 @@ class RedisStore:
         self._impression = client.register_script(
             scripts.counting_script(scripts.IMPRESSION, **settings)
         )
-        self._clicks = {
-            field_ttl: client.register_script(
-                scripts.counting_script(scripts.CLICK, field_ttl=field_ttl, **settings)
-            )
-            for field_ttl in (False, True)
-        }
+        self._clicks, self._seen, self._engaged = (
+            {
+                field_ttl: client.register_script(
+                    scripts.counting_script(script, field_ttl=field_ttl, **settings)
+                )
+                for field_ttl in (False, True)
+            }
+            for script in (scripts.CLICK, scripts.SEEN, scripts.ENGAGED)
+        )
         self.field_ttl = None  # another server, perhaps another version
         self._create = client.register_script(scripts.CREATE)
         self._set_status = client.register_script(scripts.SET_STATUS)
@@ -434,19 +462,20 @@ class RedisStore:
         if parsed != text or definition is None:
             definition = Definition.from_json(slug, json.loads(text))
             self._definitions[slug] = (text, definition)
-        impressions, clicks = counts_tuple(definition, counts)
+        reward, denominator = _measures(meta.get("reward"), meta.get("denominator"))
         return Experiment(
             definition=definition,
             status=meta.get("status", RUNNING),
             winner=meta.get("winner") or None,
-            impressions=impressions,
-            clicks=clicks,
+            **counted(definition, counts, reward, denominator),
             created_at=float(meta.get("created_at", 0.0)),
             allocation=_allocation(meta.get("allocation")),
             caring=_caring(meta.get("caring")),
             starts_at=_seconds(meta.get("starts_at")),
             archived_at=_seconds(meta.get("archived_at")),
             rank=_seconds(meta.get("rank")),
+            reward=reward,
+            denominator=denominator,
         )
 
     def get(self, slug: str) -> Experiment | None:
@@ -492,9 +521,12 @@ class RedisStore:
         caring: float,
         audit_entry: dict,
         now: float | None = None,
+        reward: str = "",
+        denominator: str = "",
     ) -> bool:
-        """Change the allocation mode and threshold of caring and append an audit
-        entry, atomically; False (nothing written) if there is no such experiment."""
+        """Change the allocation mode and threshold of caring (and the reward and the
+        denominator, unless ``""``) and append an audit entry, atomically; False
+        (nothing written) if there is no such experiment."""
         now = time.time() if now is None else now
         changed = self._set_settings(
             keys=[keys.meta(slug), keys.audit(slug)],
@@ -504,6 +536,8 @@ class RedisStore:
                 repr(float(now)),
                 json.dumps(audit_entry, ensure_ascii=False, separators=(",", ":")),
                 scripts.AUDIT_KEPT,
+                reward,
+                denominator,
             ],
         )
         return bool(changed)
@@ -701,26 +735,84 @@ return 1
         """
         now = time.time() if now is None else now
         minute, window = int(now) // 60, int(now) // self.budget_window
-        call_keys = (*self._count_keys(slug, minute, window), keys.clicked(slug))
+        call_keys = (*self._count_keys(slug, minute, window), keys.clicked(slug), keys.seen(slug))
         budget = client if client and self.budget_clicks else ""
         late = "" if deadline is None else str(deadline)
+        (reply,) = self._marked(
+            self._clicks, [(call_keys, (variant, visitor, int(marker_ttl), late, budget))]
+        )
+        return _click_result(reply)
+
+    def record_seen(
+        self,
+        seen: Sequence[tuple[str, str, str]],
+        marker_ttl: int,
+        now: float | None = None,
+        *,
+        client: str | None = None,
+        deadline: int | None = None,
+    ) -> list[ClickResult]:
+        """Count seen impressions, each ``(slug, variant, visitor ref)`` once, in one
+        round trip; ``client`` spends that client's impression budget (one beacon,
+        one impression), ``deadline`` as for :meth:`record_impressions`."""
+        now = time.time() if now is None else now
+        minute, window = int(now) // 60, int(now) // self.budget_window
+        budget = client if client and self.budget_impressions else ""
+        late = "" if deadline is None else str(deadline)
+        calls = [
+            (
+                (*self._count_keys(slug, minute, window), keys.seen(slug)),
+                (variant, visitor, int(marker_ttl), late, budget),
+            )
+            for slug, variant, visitor in seen
+        ]
+        return [_click_result(reply) for reply in self._marked(self._seen, calls)]
+
+    def record_engaged(
+        self,
+        slug: str,
+        visitor: str,
+        marker_ttl: int,
+        now: float | None = None,
+        *,
+        deadline: int | None = None,
+    ) -> tuple[str | None, str | None]:
+        """Count a quality click for the visitor whose click in ``slug`` was counted.
+
+        Returns ``(variant, None)`` when counted, ``(None, reason)`` when not:
+        ``"not-clicked"`` (no counted click, or its quality click was counted
+        already), ``"late"``, or the experiment's status (``""``: no such
+        experiment).
+        """
+        now = time.time() if now is None else now
+        minute = int(now) // 60
+        call_keys = (
+            keys.meta(slug),
+            keys.counts(slug),
+            keys.minute(slug, minute),
+            keys.hour(slug, minute // 60),
+            keys.clicked(slug),
+            keys.engaged(slug),
+        )
+        late = "" if deadline is None else str(deadline)
+        (reply,) = self._marked(self._engaged, [(call_keys, (visitor, int(marker_ttl), late))])
+        if isinstance(reply, list):
+            return None, str(reply[1])
+        if reply.startswith("!"):
+            return None, reply[1:]
+        return (reply, None) if reply else (None, "not-clicked")
+
+    def _marked(self, script: dict, calls: list) -> list:
+        """Run one of the marker scripts (``{field_ttl: script}``) for ``calls``."""
         try:
             if self.field_ttl is None:
                 self._detect_field_ttl()
-            (reply,) = self._counting.evalsha_many(
-                self._clicks[self.field_ttl],
-                [(call_keys, (variant, visitor, int(marker_ttl), late, budget))],
-            )
+            return self._counting.evalsha_many(script[self.field_ttl], calls)
         except redis.ResponseError as error:
             self.field_ttl = None  # a server that lost HEXPIRE (another version) is asked again
             raise StoreError(str(error)) from error
         except REDIS_ERRORS as error:
             raise StoreError(str(error)) from error
-        if isinstance(reply, str):
-            return ClickResult(status=reply, counted=False)
-        if isinstance(reply, list):
-            return ClickResult(status=RUNNING, counted=False, reason=reply[1])
-        return ClickResult(status=RUNNING, counted=bool(reply))
 
     # -- exclusions --------------------------------------------------------
 
@@ -835,10 +927,42 @@ def _caring(stored: str | None) -> float:
     return value if 0.0 < value < 1.0 else DEFAULT_CARING
 
 
-def counts_tuple(definition: Definition, counts: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(impressions, clicks) per variant from a counts hash."""
-    ids = definition.variant_ids
+def _measures(reward: str | None, denominator: str | None) -> tuple[str, str]:
+    """The stored reward and denominator; the defaults where none (or no known one) was stored."""
     return (
-        tuple(int(counts.get(keys.impression_field(v), 0)) for v in ids),
-        tuple(int(counts.get(keys.click_field(v), 0)) for v in ids),
+        reward if reward in REWARDS else CLICK,
+        denominator if denominator in DENOMINATORS else SERVED,
     )
+
+
+def counts_tuple(
+    definition: Definition, counts: dict, reward: str = CLICK, denominator: str = SERVED
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(impressions, clicks) per variant from a counts hash, as the statistics use
+    them: seen impressions or every one served, quality clicks or every click."""
+    ids = definition.variant_ids
+    shown = keys.seen_field if denominator == SEEN else keys.impression_field
+    clicked = keys.quality_field if reward == QUALITY else keys.click_field
+    return (
+        tuple(int(counts.get(shown(v), 0)) for v in ids),
+        tuple(int(counts.get(clicked(v), 0)) for v in ids),
+    )
+
+
+def counted(definition: Definition, counts: dict, reward: str, denominator: str) -> dict:
+    """An :class:`Experiment`'s count fields from a counts hash (see there)."""
+    ids = definition.variant_ids
+
+    def field(name) -> tuple[int, ...]:
+        return tuple(int(counts.get(name(v), 0)) for v in ids)
+
+    served, seen = field(keys.impression_field), field(keys.seen_field)
+    clicks, quality = field(keys.click_field), field(keys.quality_field)
+    return {
+        "impressions": seen if denominator == SEEN else served,
+        "clicks": quality if reward == QUALITY else clicks,
+        "served": served,
+        "seen": seen,
+        "all_clicks": clicks,
+        "quality_clicks": quality,
+    }

@@ -194,7 +194,7 @@ def archived():
             "label": e.default_variant.upper(),
             "archived": present.utc(e.archived_at),
             "ago": present.ago(now - e.archived_at),
-            "impressions": present.count(e.seen),
+            "impressions": present.count(e.counted),
         }
         for e in sorted(service.fresh_all(), key=lambda e: -(e.archived_at or 0))
         if e.archived

@@ -50,8 +50,10 @@ def test_every_variable_is_read(tmp_path):
             "ABTEST_SESSION_IDLE": "900",
             "ABTEST_MAX_BODY": "65536",
             "ABTEST_WEBHOOK_URL": "https://hooks.example.com/services/T0/B0/x",
+            "ABTEST_QUALITY_SECONDS": "20",
         }
     )
+    assert settings.quality_seconds == 20.0
     assert settings.production and settings.redis_url == "redis://example:6379/2"
     assert settings.data_dir == tmp_path and settings.users_file == tmp_path / "users"
     assert (settings.api_token, settings.editor_user, settings.editor_password_hash) == (

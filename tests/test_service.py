@@ -208,6 +208,7 @@ def test_settings_are_checked_and_audited(service):
     assert service.experiment(SLUG).allocation == "winner"  # this worker's snapshot too
     (entry,) = service.audit(SLUG)
     assert entry["action"] == "settings" and entry["editor"] == "ed"
-    assert entry["settings_from"] == {"allocation": "clicks", "caring": 0.02}
-    assert entry["settings"] == {"allocation": "winner", "caring": 0.03}
+    measures = {"reward": "click", "denominator": "served"}
+    assert entry["settings_from"] == {"allocation": "clicks", "caring": 0.02, **measures}
+    assert entry["settings"] == {"allocation": "winner", "caring": 0.03, **measures}
     assert entry["status"] == entry["from"] == "running"
