@@ -8,12 +8,14 @@ each lands in the experiment's audit log, with ``api`` as the editor.
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, jsonify, request, send_from_directory, session
+from flask import Blueprint, abort, current_app, jsonify, request, session
 
 from ..model import SLUG_RE
-from ..service import ActionRefused, UnknownExperiment
+from ..service import ActionRefused, InvalidLink, UnknownExperiment
 from . import context, openapi
 from .ops import bearer_matches
 from .shortcuts import ReaderResponse, article_path, click_path
@@ -97,6 +99,9 @@ def assignments():
                 "click_url": article_path(base, slug)
                 if one.click_token is None
                 else click_path(base, one.click_token),
+                # What the page's seen beacon sends back (POST /api/v1/seen); null
+                # when nothing is counted (paused, decided, bots, Redis away).
+                "token": one.click_token,
             }
             for slug, one in zip(slugs, chosen, strict=True)
         ],
@@ -106,16 +111,120 @@ def assignments():
     return context.finish(state, ReaderResponse(body, mimetype="application/json"))
 
 
+#: The largest beacon body read (bytes): a page's tokens, with room to spare.
+MAX_BEACON_BYTES = 16_384
+
+
+def _beacon() -> dict:
+    """A beacon's JSON object.  ``navigator.sendBeacon`` sends a string as
+    ``text/plain`` (a request any page may make without asking the server
+    first), so the body is read as JSON whatever its type.  ValueError says
+    what is wrong."""
+    if (request.content_length or 0) > MAX_BEACON_BYTES:
+        raise ValueError(f"a beacon is at most {MAX_BEACON_BYTES} bytes")
+    raw = request.get_data(cache=False)[: MAX_BEACON_BYTES + 1]
+    if len(raw) > MAX_BEACON_BYTES:
+        raise ValueError(f"a beacon is at most {MAX_BEACON_BYTES} bytes")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ValueError("send a JSON object") from None
+    if not isinstance(body, dict):
+        raise ValueError("send a JSON object")
+    return body
+
+
+@blueprint.post("/seen")
+def seen():
+    """A page's seen beacon: ``{"tokens": [...]}``, the tokens of the assignments
+    whose slot was at least half in view for a second (see /abtest.js).
+
+    204 whether or not each was counted (repeats, expired tokens and stories
+    no longer running count nothing); 400 for a malformed body or a token this
+    service did not sign, 403 for a token issued to another browser: then
+    nothing of the beacon is counted.
+    """
+    try:
+        tokens = _beacon().get("tokens")
+        if (
+            not isinstance(tokens, list)
+            or not tokens
+            or not all(isinstance(token, str) and 0 < len(token) < 512 for token in tokens)
+        ):
+            raise ValueError('send {"tokens": [...]}, the tokens of the assignments seen')
+        if len(tokens) > MAX_BATCH:
+            raise ValueError(f"at most {MAX_BATCH} tokens per beacon, not {len(tokens)}")
+    except ValueError as malformed:
+        return _error(400, str(malformed))
+    state = context.reader()
+    if state.counts:
+        try:
+            state.service.record_seen(tokens, state.cookie, client=state.client)
+        except InvalidLink as invalid:
+            return _error(400, str(invalid))
+        except ActionRefused as refused:
+            return _error(403, str(refused))
+    return context.finish(state, ReaderResponse(b"", status=204))
+
+
+@blueprint.post("/engaged")
+def engaged():
+    """A story page's engaged-time beacon: ``{"experiment": slug, "seconds": n}``,
+    sent once the reader's engaged time reached the quality-click threshold.
+
+    The visitor's counted click on that story becomes a quality click (once).
+    204 whether or not anything was counted; 400 for a malformed body, 404
+    for an unknown story.
+    """
+    try:
+        body = _beacon()
+        slug, seconds = body.get("experiment"), body.get("seconds")
+        if not isinstance(slug, str) or not SLUG_RE.match(slug):
+            raise ValueError('send {"experiment": "<slug>", "seconds": <engaged seconds>}')
+        if (
+            not isinstance(seconds, int | float)
+            or isinstance(seconds, bool)
+            or not math.isfinite(seconds)
+            or seconds < 0
+        ):
+            raise ValueError("seconds must be a number of seconds, 0 or more")
+    except ValueError as malformed:
+        return _error(400, str(malformed))
+    state = context.reader()
+    if state.counts:
+        try:
+            state.service.record_engaged(slug, state.cookie, float(seconds))
+        except UnknownExperiment:
+            return _error(404, f"no experiment {slug!r}")
+    return context.finish(state, ReaderResponse(b"", status=204))
+
+
 #: The snippet pages include; it holds nothing per reader, so caches may keep it a while.
 SNIPPET = Path(__file__).resolve().parent / "static" / "abtest.js"
 SNIPPET_MAX_AGE = 300
+#: The line of the snippet that carries the quality-click threshold, as the file has it.
+QUALITY_LINE = "var QUALITY_SECONDS = 15;"
+
+
+def snippet_text(quality_seconds: float) -> str:
+    """The snippet as served: the file with this service's quality-click threshold."""
+    text = SNIPPET.read_text(encoding="utf-8")
+    if QUALITY_LINE not in text:
+        raise RuntimeError(f"{SNIPPET} lost its line {QUALITY_LINE!r}")
+    return text.replace(QUALITY_LINE, f"var QUALITY_SECONDS = {quality_seconds:g};")
 
 
 def snippet():
     """``GET /abtest.js``: at the site's root (or the path abtest is mounted under)."""
-    return send_from_directory(
-        SNIPPET.parent, SNIPPET.name, mimetype="text/javascript", max_age=SNIPPET_MAX_AGE
-    )
+    extension = context._extension()
+    body = extension.get("snippet")
+    if body is None:
+        body = extension["snippet"] = snippet_text(context.settings().quality_seconds)
+    response = current_app.response_class(body, mimetype="text/javascript")
+    response.cache_control.public = True
+    response.cache_control.max_age = SNIPPET_MAX_AGE
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 blueprint.record_once(

@@ -44,9 +44,12 @@ class RenderedPages:
             self._pages[key] = parts
         if len(parts) == 1:
             return parts[0]
-        # One teaser, its link once or twice: the usual front page, joined without a loop.
+        # One token: joined without a loop.
         if len(parts) == 3:
             return parts[0] + tokens[parts[1]] + parts[2]
-        if len(parts) == 5:
-            return parts[0] + tokens[parts[1]] + parts[2] + tokens[parts[3]] + parts[4]
+        # One teaser (its seen token and its two links): the usual front page.
+        if len(parts) == 7:
+            token = tokens[parts[1]]
+            if parts[3] == parts[5] == parts[1]:
+                return parts[0] + token + parts[2] + token + parts[4] + token + parts[6]
         return "".join(part if i % 2 == 0 else tokens[part] for i, part in enumerate(parts))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+import re
+
+from flask import Blueprint, abort, render_template, request
 
 from ..service import ActionRefused, InvalidLink, UnknownExperiment
 from . import context
@@ -32,6 +34,8 @@ def front():
                 "url": click_path(root, slot(i))
                 if a.click_token is not None
                 else article_path(root, a.experiment.slug),
+                # The seen beacon's token: the same token as the link's.
+                "token": slot(i) if a.click_token is not None else None,
             }
             for i, a in enumerate(assignments)
         ]
@@ -52,7 +56,9 @@ def article(slug: str):
     page = _pages.page(
         ("article", state.request.script_root, definition, assignment.variant),
         [],
-        lambda: render_template("article.html", headline=assignment.headline, body=definition.body),
+        lambda: render_template(
+            "article.html", headline=assignment.headline, body=definition.body, slug=slug
+        ),
     )
     return context.finish(state, ReaderResponse(page))
 
@@ -71,6 +77,22 @@ def click(token: str):
     except ActionRefused as refused:
         abort(403, description=f"This click was not counted: {refused}.")
     # A bare 303: werkzeug's redirect() also renders an HTML body nobody reads.
-    location = article_path(state.request.script_root, outcome.slug)
+    location = local_path(request.args.get("to")) or article_path(
+        state.request.script_root, outcome.slug
+    )
     response = ReaderResponse(b"", status=303, headers=[("Location", location)])
     return context.finish(state, response)
+
+
+# A path on this site: one slash, then no second slash or backslash (which
+# browsers read as another host), and nothing but printable ASCII.
+_LOCAL_PATH = re.compile(r"/(?![/\\])[\x21-\x7e]{0,2047}")
+
+
+def local_path(to: str | None) -> str | None:
+    """``to`` when it is a path on this site (where a page's own link went: the
+    snippet sends the click through here, then on to the page's story); None
+    for anything else, so the click never redirects to another host."""
+    if to and _LOCAL_PATH.fullmatch(to) and "\\" not in to:
+        return to
+    return None
