@@ -401,11 +401,11 @@ def _pairwise(impressions: list[int], clicks: list[int]) -> list[PairwiseTest]:
 
 
 #: The seen-share check's thresholds: a headline is flagged when its share of
-#: readers who saw the slot differs from the other headlines' by more than
-#: SEEN_RELATIVE (a relative difference) and the difference is beyond chance
-#: at SEEN_ALPHA after Holm's adjustment over the headlines.  The alpha is
-#: strict because editors look all day (every look is another test), and the
-#: relative margin keeps a huge test from flagging a trivial difference.
+#: readers who saw the slot differs from every other headline's by more than
+#: SEEN_RELATIVE (a relative difference) and beyond chance at SEEN_ALPHA after
+#: Holm's adjustment over the pairs.  The alpha is strict because editors look
+#: all day (every look is another test), and the relative margin keeps a huge
+#: test from flagging a trivial difference.
 SEEN_ALPHA = 0.001
 SEEN_RELATIVE = 0.10
 #: The check applies once beacons reported this many seen impressions, and at
@@ -416,37 +416,45 @@ SEEN_MINIMUM = 100
 
 
 def seen_check(served: Sequence[int], seen: Sequence[int], clicks: Sequence[int]) -> SeenCheck:
-    """Flag each headline whose seen share (seen / served) differs from the rest's.
+    """Flag each headline whose seen share (seen / served) differs from every other's.
 
-    Each headline's share against the other headlines' pooled is a 2x2
-    chi-square test without continuity correction (R's ``prop.test(...,
-    correct = FALSE)``), Holm-adjusted over the headlines.
+    Each pair's shares are compared by the 2x2 chi-square test without
+    continuity correction (R's ``prop.test(..., correct = FALSE)``),
+    Holm-adjusted over the pairs.  Against every other headline, not the
+    others pooled: one headline far off would make the pooled rest look off
+    to the others.  With two headlines both are flagged (nothing says which
+    slot moved).  ``p_values`` gives, per headline, the largest adjusted
+    p-value of its comparisons (how sure the weakest of them is).
     """
-    total_seen, total_served = sum(seen), sum(served)
-    if total_seen < SEEN_MINIMUM or total_seen < 2 * sum(clicks) or len(served) < 2:
+    variants = len(served)
+    total_seen = sum(seen)
+    if total_seen < SEEN_MINIMUM or total_seen < 2 * sum(clicks) or variants < 2:
         return SeenCheck()
-    p_values: list[float | None] = []
-    for n, k in zip(served, seen, strict=True):
-        rest_n, rest_k = total_served - n, total_seen - k
-        table = np.array([[k, n - k], [rest_k, rest_n - rest_k]])
-        if n == 0 or rest_n == 0 or table.sum(axis=0).min() == 0:
-            p_values.append(None)
+    pairs = [(i, j) for i in range(variants) for j in range(i + 1, variants)]
+    raw: list[float] = []
+    defined: list[tuple[int, int]] = []
+    for i, j in pairs:
+        table = np.array([[seen[i], served[i] - seen[i]], [seen[j], served[j] - seen[j]]])
+        if table.sum(axis=1).min() == 0 or table.sum(axis=0).min() == 0:
             continue
-        result = scipy_stats.chi2_contingency(table, correction=False)
-        p_values.append(float(result.pvalue))
-    defined = [i for i, p in enumerate(p_values) if p is not None]
-    adjusted = list(p_values)
-    for i, p in zip(defined, _holm(np.array([p_values[i] for i in defined])), strict=True):
-        adjusted[i] = float(p)
-    flagged = []
-    for index, p in enumerate(adjusted):
-        n, k = served[index], seen[index]
-        rest_n, rest_k = total_served - n, total_seen - k
-        far = (
-            p is not None and rest_k > 0 and abs((k / n) / (rest_k / rest_n) - 1.0) > SEEN_RELATIVE
-        )
-        flagged.append(bool(far and p < SEEN_ALPHA))
-    return SeenCheck(True, tuple(flagged), tuple(adjusted))
+        raw.append(float(scipy_stats.chi2_contingency(table, correction=False).pvalue))
+        defined.append((i, j))
+    adjusted = dict(zip(defined, _holm(np.array(raw)).tolist(), strict=True))
+
+    def apart(i: int, j: int) -> tuple[bool, float | None]:
+        p = adjusted.get((min(i, j), max(i, j)))
+        if p is None or not seen[j]:
+            return False, p
+        share = (seen[i] / served[i]) / (seen[j] / served[j])
+        return p < SEEN_ALPHA and abs(share - 1.0) > SEEN_RELATIVE, p
+
+    flagged, p_values = [], []
+    for i in range(variants):
+        found = [apart(i, j) for j in range(variants) if j != i]
+        flagged.append(all(far for far, _ in found))
+        known = [p for _, p in found if p is not None]
+        p_values.append(max(known) if len(known) == len(found) else None)
+    return SeenCheck(True, tuple(flagged), tuple(p_values))
 
 
 def _holm(p_values: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ requests never.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import threading
 
@@ -15,7 +16,7 @@ from helpers import BOT, BROWSER, HEADLINES, SLUG, totals
 from test_roundtrips import CountingConnection, counted_app  # noqa: F401 (a fixture)
 
 from abtest.model import Definition
-from abtest.web.api import MAX_BATCH, SNIPPET
+from abtest.web.api import MAX_BATCH, snippet_text
 
 SECOND = "second"
 SECOND_HEADLINES = ("One", "Two")
@@ -32,18 +33,33 @@ def batch(client, query: str, user_agent: str = BROWSER):
     return client.get(f"/api/v1/assignments?{query}", headers={"User-Agent": user_agent})
 
 
-def test_the_snippet_is_at_most_5_kb_gzipped():
-    assert len(gzip.compress(SNIPPET.read_bytes(), compresslevel=9)) <= 5120
+def test_the_snippet_is_at_most_5_kb_gzipped(client):
+    served = client.get("/abtest.js").data
+    assert len(gzip.compress(served, compresslevel=9)) <= 5120
 
 
-def test_the_snippet_is_served_as_cacheable_javascript(client):
+def test_the_snippet_is_served_as_cacheable_javascript(client, settings):
     with client.get("/abtest.js") as response:
         assert response.status_code == 200
         assert response.mimetype == "text/javascript"
-        assert response.data == SNIPPET.read_bytes()
+        assert response.get_data(True) == snippet_text(settings.quality_seconds)
         assert response.cache_control.public
         assert response.cache_control.max_age == 300
         assert "Set-Cookie" not in response.headers
+        etag = response.headers["ETag"]
+    again = client.get("/abtest.js", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+
+
+def test_the_snippet_carries_the_quality_threshold(settings, redis_client):
+    from abtest import create_app
+
+    assert "var QUALITY_SECONDS = 15;" in snippet_text(15.0)
+    app = create_app(dataclasses.replace(settings, quality_seconds=2.5), redis=redis_client)
+    served = app.test_client().get("/abtest.js").get_data(True)
+    assert "var QUALITY_SECONDS = 2.5;" in served
+    assert "QUALITY_SECONDS = 15" not in served
+    app.extensions["abtest"]["service"].stop()
 
 
 def test_the_snippet_is_served_under_a_mount_path(client):
