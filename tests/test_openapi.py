@@ -4,6 +4,7 @@ has described (and nothing else), and the service's real responses as it says.""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 
 import pytest
@@ -184,3 +185,79 @@ def test_the_public_url_is_the_server(settings, redis_client):
         assert served["servers"] == [{"url": "https://news.example.com"}]
     finally:
         app.extensions["abtest"]["service"].stop()
+
+
+def _beacon(browser, path: str, body):
+    """What navigator.sendBeacon sends: a string, as text/plain."""
+    return browser.post(
+        path,
+        data=body if isinstance(body, str) else json.dumps(body),
+        content_type="text/plain;charset=UTF-8",
+        headers={"User-Agent": BROWSER},
+    )
+
+
+def test_the_reader_signals_answer_as_described(new_client, service, document):
+    reader, stranger = new_client(), new_client()
+    batch = reader.get(f"/api/v1/assignments?slugs={SLUG}", headers={"User-Agent": BROWSER})
+    _check(document, "/api/v1/assignments", "get", batch)
+    (one,) = batch.get_json()["assignments"]
+    (theirs,) = stranger.get(
+        f"/api/v1/assignments?slugs={SLUG}", headers={"User-Agent": BROWSER}
+    ).get_json()["assignments"]
+    seen = "/api/v1/seen"
+    for browser, body, status in (
+        (reader, {"tokens": [one["token"]]}, 204),
+        (reader, "not json", 400),
+        (reader, {"tokens": ["not-a-token"]}, 400),
+        (reader, {"tokens": [theirs["token"]]}, 403),
+    ):
+        response = _beacon(browser, seen, body)
+        assert response.status_code == status, (body, response.data)
+        _check(document, seen, "post", response)
+    assert service.store.get(SLUG).seen == tuple(int(v == one["variant"]) for v in "abc")
+
+    # The click goes on to the slot's own page, or to abtest's story page.
+    clicked = reader.get(one["click_url"] + "?to=/news/story?x=1", headers={"User-Agent": BROWSER})
+    _check(document, "/c/{token}", "get", clicked)
+    assert clicked.headers["Location"] == "/news/story?x=1"
+    elsewhere = stranger.get(
+        theirs["click_url"] + "?to=//evil.example/", headers={"User-Agent": BROWSER}
+    )
+    assert elsewhere.headers["Location"] == f"/articles/{SLUG}"
+
+    engaged = "/api/v1/engaged"
+    for body, status in (
+        ({"experiment": SLUG, "seconds": 60}, 204),
+        ({"experiment": SLUG, "seconds": -1}, 400),
+        ({"experiment": "nope", "seconds": 60}, 404),
+    ):
+        response = _beacon(reader, engaged, body)
+        assert response.status_code == status, (body, response.data)
+        _check(document, engaged, "post", response)
+    assert sum(service.store.get(SLUG).quality_clicks) == 1
+
+
+def test_the_stats_document_with_seen_counts_is_as_described(
+    client, service, redis_client, document
+):
+    from abtest import keys
+
+    # B's slot is seen by far fewer of its readers: the seen check applies and flags it.
+    redis_client.hset(
+        keys.counts(SLUG),
+        mapping={
+            "i:a": 2000, "s:a": 1000, "c:a": 60, "q:a": 20,
+            "i:b": 2000, "s:b": 600, "c:b": 50, "q:b": 30,
+            "i:c": 2000, "s:c": 1000, "c:c": 40, "q:c": 10,
+        },
+    )  # fmt: skip
+    service.fresh_all()
+    response = client.get(f"/api/v1/experiments/{SLUG}/stats", headers=BEARER)
+    _check(document, "/api/v1/experiments/{slug}/stats", "get", response)
+    body = response.get_json()
+    assert (body["reward"], body["denominator"]) == ("click", "served")
+    assert body["seen_check"]["applies"] and body["seen_check"]["flagged"] == ["b"]
+    b = body["variants"][1]
+    assert (b["served"], b["seen"], b["all_clicks"], b["quality_clicks"]) == (2000, 600, 50, 30)
+    assert b["seen_share"] == 0.3 and b["click_rate"] == 50 / 2000

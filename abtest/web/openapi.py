@@ -17,7 +17,16 @@ from typing import Any
 from flask import Response, current_app
 
 from .. import __version__
-from ..model import ALLOCATIONS, DEFAULT_CARING, MAX_VARIANTS, MIN_VARIANTS, SLUG_RE, STATUSES
+from ..model import (
+    ALLOCATIONS,
+    DEFAULT_CARING,
+    DENOMINATORS,
+    MAX_VARIANTS,
+    MIN_VARIANTS,
+    REWARDS,
+    SLUG_RE,
+    STATUSES,
+)
 from .shortcuts import COOKIE
 
 __all__ = ["document", "view", "PATH"]
@@ -51,6 +60,7 @@ def _redirect(description: str) -> dict:
 
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _UNIT = {"type": "number", "minimum": 0, "maximum": 1}
+_NULLABLE_UNIT = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _COUNT = {"type": "integer", "minimum": 0}
 _INTERVAL = {"type": "array", "items": _UNIT, "minItems": 2, "maxItems": 2}
 _VARIANT_ID = {"type": "string", "pattern": "^[a-z]$", "description": "a, b, c, ... in order"}
@@ -82,24 +92,36 @@ def _schemas() -> dict:
         ]
     }
     tally = _object({"impressions": _COUNT, "clicks": _COUNT})
+    assignment = {
+        "experiment": {"type": "string"},
+        "variant": _VARIANT_ID,
+        "headline": {"type": "string"},
+        "click_url": {
+            "type": "string",
+            "description": "ABTEST_PUBLIC_URL then /c/<token>, else the root-relative "
+            "path /c/<token>; /articles/<slug> for a reader served uncounted.  Never "
+            "built from the request's Host.",
+        },
+    }
     return {
         "Error": _object(
             {"error": {"type": "string", "description": "What went wrong, in words."}},
             description="Every JSON refusal and error: the API's, the dashboard's JSON and "
             "/metrics's.",
         ),
-        "Assignment": _object(
+        "Assignment": _object(assignment),
+        "SlotAssignment": _object(
             {
-                "experiment": {"type": "string"},
-                "variant": _VARIANT_ID,
-                "headline": {"type": "string"},
-                "click_url": {
-                    "type": "string",
-                    "description": "ABTEST_PUBLIC_URL then /c/<token>, else the root-relative "
-                    "path /c/<token>; /articles/<slug> for a reader served uncounted.  Never "
-                    "built from the request's Host.",
+                **assignment,
+                "token": {
+                    "type": ["string", "null"],
+                    "description": "The assignment's click token (the one in click_url), "
+                    "which the page's seen beacon sends back to POST /api/v1/seen; null for a "
+                    "reader served uncounted (paused, decided, bots, prefetches, past the "
+                    "budget, Redis away).",
                 },
-            }
+            },
+            description="One slot's assignment in the batch answer.",
         ),
         "ExperimentState": _object(
             {
@@ -126,8 +148,16 @@ def _schemas() -> dict:
             {
                 "id": _VARIANT_ID,
                 "headline": {"type": "string"},
-                "impressions": _COUNT,
-                "clicks": _COUNT,
+                "impressions": {
+                    **_COUNT,
+                    "description": "The impressions the statistics count: served or seen, "
+                    "as denominator says",
+                },
+                "clicks": {
+                    **_COUNT,
+                    "description": "The clicks the statistics count: every click, or "
+                    "quality clicks, as reward says",
+                },
                 "ctr": {**_UNIT, "description": "clicks / impressions (0.0 without impressions)"},
                 "ctr_ci": {
                     "oneOf": [_INTERVAL, {"type": "null"}],
@@ -142,6 +172,32 @@ def _schemas() -> dict:
                     "description": "E[max CTR - this CTR]",
                 },
                 "note": _ref("Note"),
+                "served": {**_COUNT, "description": "Readers served this headline and counted"},
+                "seen": {
+                    **_COUNT,
+                    "description": "Of those, readers who saw it: half the slot in view for "
+                    "a second (a seen beacon), or a counted click",
+                },
+                "seen_share": {
+                    **_NULLABLE_UNIT,
+                    "description": "seen / served; null without readers served",
+                },
+                "all_clicks": {**_COUNT, "description": "Every counted click"},
+                "quality_clicks": {
+                    **_COUNT,
+                    "description": "Clicks followed by ABTEST_QUALITY_SECONDS of engaged "
+                    "time on the story page",
+                },
+                "click_rate": {
+                    **_NULLABLE_UNIT,
+                    "description": "all_clicks per impression in the denominator in use; "
+                    "null without impressions",
+                },
+                "quality_rate": {
+                    **_NULLABLE_UNIT,
+                    "description": "quality_clicks per impression in the denominator in use; "
+                    "null without impressions",
+                },
                 "excluded": _ref("Excluded"),
                 "stratified": {
                     "oneOf": [
@@ -275,6 +331,41 @@ def _schemas() -> dict:
                     "type": "boolean",
                     "description": "The stratified and pooled CTRs name different leaders",
                 },
+                "reward": {
+                    "type": "string",
+                    "enum": list(REWARDS),
+                    "description": "What the statistics count as a response: click (every "
+                    "counted click) or quality (quality clicks only)",
+                },
+                "denominator": {
+                    "type": "string",
+                    "enum": list(DENOMINATORS),
+                    "description": "What the statistics count as an impression: served (every "
+                    "reader served) or seen (readers who saw the headline)",
+                },
+                "seen_check": _object(
+                    {
+                        "applies": {
+                            "type": "boolean",
+                            "description": "Seen beacons reported enough seen impressions for "
+                            "the seen shares to mean something",
+                        },
+                        "flagged": {
+                            "type": "array",
+                            "items": _VARIANT_ID,
+                            "description": "Headlines whose seen share differs from the "
+                            "others' (a bias in their CTR per reader served, not a result)",
+                        },
+                        "p_values": {
+                            "oneOf": [{"type": "array", "items": _NULLABLE_UNIT}, {"type": "null"}],
+                            "description": "Per variant, its seen share against the others' "
+                            "pooled (chi-square), Holm-adjusted; null while the check does "
+                            "not apply",
+                        },
+                    },
+                    description="Whether a headline's slot was seen by a different share of "
+                    "its readers than the others' (docs/api.md#the-stats-document)",
+                ),
             },
             description="docs/api.md#the-stats-document, key by key.",
         ),
@@ -424,6 +515,14 @@ def _dashboard_json(summary: str, description: str, schema: dict) -> dict:
     }
 
 
+def _beacon_body(schema: dict) -> dict:
+    """A beacon's body: JSON, sent as text/plain by navigator.sendBeacon."""
+    return {
+        "required": True,
+        "content": {"text/plain": {"schema": schema}, _JSON: {"schema": schema}},
+    }
+
+
 _NOT_FOUND_PAGE = _html("No such experiment.")
 _SLUG_PAGE_PARAMETERS = [_SLUG]
 _VARIANT_QUERY = {
@@ -469,7 +568,8 @@ def _paths() -> dict:
                 "summary": "Follow a headline: count the click, then go to the story",
                 "description": "A click counts once per visitor per experiment, only from the "
                 "browser whose cookie the token was signed for and only for the headline it "
-                "was shown.  An expired but genuine link still leads to the story, uncounted.",
+                "was shown; it also counts the impression as seen, if no beacon did.  An "
+                "expired but genuine link still leads to the story, uncounted.",
                 "parameters": [
                     {
                         "name": "token",
@@ -480,10 +580,24 @@ def _paths() -> dict:
                         "ABTEST_CLICK_TOKEN_TTL seconds.",
                         "schema": {"type": "string"},
                     },
+                    {
+                        "name": "to",
+                        "in": "query",
+                        "required": False,
+                        "description": "Where to go after counting: a path on this site "
+                        "(one leading slash, printable ASCII, no backslash; at most 2,048 "
+                        "characters), as /abtest.js sends the slot's own link.  Anything "
+                        "else (another host, //host, a full URL) is ignored: the story's "
+                        "page on abtest instead.",
+                        "schema": {"type": "string"},
+                    },
                     *_READER_PARAMETERS,
                 ],
                 "responses": {
-                    "303": _redirect("To /articles/<slug>, counted or not."),
+                    "303": _redirect(
+                        "To `to` when it is a path on this site, else /articles/<slug>; "
+                        "counted or not."
+                    ),
                     "400": _html("A malformed or forged token."),
                     "403": _html("A token made for another browser or another headline."),
                     "404": _html("The token's experiment does not exist."),
@@ -538,7 +652,10 @@ def _paths() -> dict:
                         "The visitor's headlines, in the order asked for.",
                         _object(
                             {
-                                "assignments": {"type": "array", "items": _ref("Assignment")},
+                                "assignments": {
+                                    "type": "array",
+                                    "items": _ref("SlotAssignment"),
+                                },
                                 "unknown": {
                                     "type": "array",
                                     "items": {"type": "string"},
@@ -556,13 +673,90 @@ def _paths() -> dict:
             "get": {
                 "tags": ["readers"],
                 "summary": "The snippet that puts tested headlines in any page's marked slots",
-                "description": "Static, the same for every reader: cacheable for five minutes.  "
-                "See docs/api.md.",
+                "description": "The same for every reader, with this service's quality-click "
+                "threshold (ABTEST_QUALITY_SECONDS) written in: cacheable for five minutes, "
+                "with an ETag.  It also sends the seen and engaged-time beacons.  See "
+                "docs/api.md.",
                 "responses": {
                     "200": {
                         "description": "The script.",
                         "content": {"text/javascript": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    "304": {"description": "Not modified (If-None-Match named its ETag)."},
+                },
+            }
+        },
+        "/api/v1/seen": {
+            "post": {
+                "tags": ["readers"],
+                "summary": "The seen beacon: the slots a reader saw",
+                "description": "Sent by /abtest.js (navigator.sendBeacon, so as text/plain; "
+                "the body is read as JSON whatever its type) with the token of each "
+                "assignment whose slot was at least half in view for one second.  Each "
+                "counts as a seen impression once per visitor and story, only from the "
+                "browser the token was issued to, only while the story runs, never past the "
+                "headline's readers served, and within the address's impression budget.  "
+                "Every token is checked before anything is counted: one bad token refuses "
+                "the whole beacon.",
+                "parameters": _READER_PARAMETERS[:1],
+                "requestBody": _beacon_body(
+                    _object(
+                        {
+                            "tokens": {
+                                "type": "array",
+                                "items": {"type": "string", "minLength": 1, "maxLength": 511},
+                                "minItems": 1,
+                                "maxItems": 20,
+                                "description": "The token of each assignment seen (the batch "
+                                "answer's token).",
+                            }
+                        },
+                        additionalProperties=True,
+                    )
+                ),
+                "responses": {
+                    "204": {
+                        "description": "Received; repeats, expired tokens and stories no "
+                        "longer running count nothing."
+                    },
+                    "400": _json(
+                        'Not {"tokens": [...]}: a body over 16 kB, more than 20 tokens, or a '
+                        "token this service did not sign."
+                    ),
+                    "403": _json("A token issued to another browser: nothing counted."),
+                },
+            }
+        },
+        "/api/v1/engaged": {
+            "post": {
+                "tags": ["readers"],
+                "summary": "The engaged-time beacon: a click became a quality click",
+                "description": "Sent by /abtest.js on a story page (abtest's own, or any page "
+                "with the snippet) once the reader's engaged time (the tab visible and the "
+                "reader active recently) reaches ABTEST_QUALITY_SECONDS.  The visitor's "
+                "counted click on that story becomes a quality click, once; without a "
+                "counted click, or below the threshold, nothing is counted.",
+                "parameters": _READER_PARAMETERS[:1],
+                "requestBody": _beacon_body(
+                    _object(
+                        {
+                            "experiment": {"type": "string", "pattern": SLUG_RE.pattern},
+                            "seconds": {
+                                "type": "number",
+                                "minimum": 0,
+                                "description": "The engaged time on the story page, in seconds.",
+                            },
+                        },
+                        additionalProperties=True,
+                    )
+                ),
+                "responses": {
+                    "204": {"description": "Received, counted or not."},
+                    "400": _json(
+                        'Not {"experiment": "<slug>", "seconds": <number, 0 or more>}, or a '
+                        "body over 16 kB."
+                    ),
+                    "404": _json("No experiment has this slug."),
                 },
             }
         },
