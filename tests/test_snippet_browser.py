@@ -12,6 +12,7 @@ page's defaults.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -47,13 +48,30 @@ PAGE = f"""<!doctype html>
 <body>
 <h1>The Daily Example</h1>
 <h2><a id="top" data-abtest="{SLUG}" href="/story/colombia">Default top headline</a></h2>
-<h2><a id="other" data-abtest="{SECOND}" href="/story/second">Default second headline</a></h2>
 <aside><a id="side" data-abtest="{SLUG}" href="/story/colombia">Default side headline</a></aside>
 <p><a id="plain" href="/story/plain">Not tested</a></p>
+<div class="fold"></div>
+<h2><a id="other" data-abtest="{SECOND}" href="/story/second">Default second headline</a></h2>
+<div class="fold"></div>
 </body>
 </html>
 """
-SITE_CSS = ".abtest-wait [data-abtest] { visibility: hidden; }\n"
+SITE_CSS = ".abtest-wait [data-abtest] { visibility: hidden; }\n.fold { height: 2000px; }\n"
+#: The site's story pages: each marks its story for the snippet's engaged time.
+STORIES = {"colombia": SLUG, "second": SECOND}
+STORY_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Story</title>
+<link rel="stylesheet" href="/site.css">
+<script src="/abtest/abtest.js"></script>
+</head>
+<body>
+<article data-abtest-story="{slug}"><h1>The story of {name}</h1><p>Text.</p></article>
+</body>
+</html>
+"""
 
 
 def _site() -> Flask:
@@ -69,12 +87,20 @@ def _site() -> Flask:
     default_wait = PAGE.replace(' data-wait="15000"', "")
     site.add_url_rule("/default-wait", "default_wait", lambda: send(default_wait, "text/html"))
     site.add_url_rule("/site.css", "css", lambda: send(SITE_CSS, "text/css"))
+
+    def story(name: str):
+        if name not in STORIES:
+            return Response("no such story", status=404)
+        return send(STORY_PAGE.format(slug=STORIES[name], name=name), "text/html")
+
+    site.add_url_rule("/story/<name>", "story", story)
     site.add_url_rule("/favicon.ico", "favicon", lambda: Response(status=204))
     return site
 
 
-@pytest.fixture
-def mounted(settings, redis_client):
+@contextlib.contextmanager
+def serve_site(settings, redis_client):
+    """The site with abtest mounted under /abtest: (service, base URL)."""
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
         if os.environ.get("CI"):
@@ -96,6 +122,12 @@ def mounted(settings, redis_client):
         thread.join(timeout=5)
         server.server_close()
         service.stop()
+
+
+@pytest.fixture
+def mounted(settings, redis_client):
+    with serve_site(settings, redis_client) as found:
+        yield found
 
 
 # Cumulative layout shift from the first paint on (an init script: the page's CSP doesn't apply).
@@ -168,15 +200,15 @@ def test_the_snippet_swaps_every_slot_in_one_request_and_counts_a_click_once(
     assert sum(totals(service)[0]) == 1
     assert sum(totals(service, SECOND)[0]) == 1
 
-    # The click goes through abtest's click endpoint to the story, counted once.
+    # The click goes through abtest's click endpoint on to the site's story, counted once.
     top.click()
-    expect(page).to_have_url(f"{base}/abtest/articles/{SLUG}")
-    expect(page.locator("h1")).to_have_text(HEADLINES["abc".index(variant)])
+    expect(page).to_have_url(f"{base}/story/colombia")
+    expect(page.locator("h1")).to_have_text("The story of colombia")
     assert totals(service)[1] == tuple(int(v == variant) for v in "abc")
     page.go_back()
     expect(side).to_have_attribute("data-abtest-variant", variant)
     side.click()
-    expect(page).to_have_url(f"{base}/abtest/articles/{SLUG}")
+    expect(page).to_have_url(f"{base}/story/colombia")
     assert sum(totals(service)[1]) == 1
     assert sum(totals(service)[0]) == 1
     assert sum(totals(service, SECOND)[1]) == 0
