@@ -112,6 +112,11 @@ The click markers are one per counted click (so one address adds at most
 its click budget per window): about 100 bytes each (80 with jemalloc, 13
 more with per-field expiry), so 100,000 clicks are about 10 MB, where one
 key per marker took about 135 bytes each.
+The seen markers are one per visitor whose impression was seen (by a
+beacon or a click), and the quality markers one per quality click: about
+as much each as a click marker, so a test seen by 1,000,000 readers holds
+about 100 MB of seen markers until they expire (the visitor lifetime plus
+the token lifetime after their last one).
 A window's budget hash holds about 80 bytes per address that counted an
 impression there (twice that with a click), and lives two windows at most.
 Give Redis a ``maxmemory`` with room for that and ``maxmemory-policy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, render_template
 
 from ..service import ActionRefused, InvalidLink, UnknownExperiment
 from . import context
@@ -77,9 +77,9 @@ def click(token: str):
     except ActionRefused as refused:
         abort(403, description=f"This click was not counted: {refused}.")
     # A bare 303: werkzeug's redirect() also renders an HTML body nobody reads.
-    location = local_path(request.args.get("to")) or article_path(
-        state.request.script_root, outcome.slug
-    )
+    # Only a link with a query (the snippet's, going on to the site's page) is parsed.
+    onward = state.request.environ.get("QUERY_STRING") and local_path(state.request.args.get("to"))
+    location = onward or article_path(state.request.script_root, outcome.slug)
     response = ReaderResponse(b"", status=303, headers=[("Location", location)])
     return context.finish(state, response)
 
