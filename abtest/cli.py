@@ -866,8 +866,37 @@ def _percentages(ctx, param, value: str | None) -> tuple[float, ...] | None:
     return ctrs
 
 
+def _seen_shares(ctx, param, value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        shares = tuple(float(part) / 100 for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            "give each headline's seen share in percent, separated by commas: 30,30,30"
+        ) from None
+    if not all(0 < share <= 1 for share in shares):
+        raise click.BadParameter("each seen share must be above 0 and at most 100 (percent)")
+    return shares
+
+
 @main.command()
-@click.option("--ctr", "ctrs", callback=_percentages, help="True CTRs in percent: 1.5,1.7,2.0.")
+@click.option(
+    "--ctr",
+    "ctrs",
+    callback=_percentages,
+    help="True CTRs in percent, among readers who see the headline: 1.5,1.7,2.0.",
+)
+@click.option(
+    "--seen",
+    callback=_seen_shares,
+    help="Percent of the readers served each headline who see it: 30,30,30 (default 100).",
+)
+@click.option(
+    "--half-life",
+    type=click.FloatRange(0, min_open=True),
+    help="Hours in which the CTRs halve as the story ages (default: no decay).",
+)
 @click.option("--upworthy", is_flag=True, help="Replay the bundled Upworthy tests instead.")
 @click.option(
     "--tests",
@@ -930,6 +959,8 @@ def _percentages(ctx, param, value: str | None) -> tuple[float, ...] | None:
 )
 def simulate(
     ctrs,
+    seen,
+    half_life,
     upworthy,
     tests,
     readers,
@@ -953,6 +984,12 @@ def simulate(
         raise click.UsageError("--plot draws a --ctr scenario")
     if readers < look_every and not upworthy:
         raise click.UsageError("--readers must be at least --look-every")
+    if upworthy and (seen is not None or half_life is not None):
+        raise click.UsageError("--seen and --half-life apply to a --ctr scenario")
+    if seen is not None and len(seen) != len(ctrs):
+        raise click.UsageError(f"--seen needs one share per headline in --ctr ({len(ctrs)})")
+    if half_life is not None and rate * 3600 < 1:
+        raise click.UsageError("--half-life needs --rate of at least one reader an hour")
     options = {
         "allocations": allocations or simulation.ALLOCATIONS,
         "look_every": look_every,
@@ -973,7 +1010,15 @@ def simulate(
         if upworthy:
             outcome = simulation.replay_upworthy(tests, runs or 1, progress=advance, **options)
         else:
-            outcome = simulation.simulate(ctrs, readers, runs or 1000, progress=advance, **options)
+            outcome = simulation.simulate(
+                ctrs,
+                readers,
+                runs or 1000,
+                seen=seen,
+                half_life=half_life,
+                progress=advance,
+                **options,
+            )
     if as_json:
         click.echo(json.dumps(outcome.to_dict(), indent=2, allow_nan=False))
     else:
