@@ -230,7 +230,7 @@ class RedisStore:
         # cache (keyed by definition) matches by identity.
         self._definitions: dict[str, tuple[str, Definition]] = {}
         # The six keys every count touches, for the current minute and budget window.
-        self._count_keys_cache: dict[tuple[str, int, int], tuple[str, ...]] = {}
+        self._count_keys_cache: dict[tuple[str, int, int], tuple[tuple[str, ...], ...]] = {}
         # Bots and prefetches seen since the last flush: (slug, field) -> n.
         self._excluded: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
@@ -688,7 +688,7 @@ return 1
         budget = client if client and self.budget_impressions else ""
         late = "" if deadline is None else str(deadline)
         calls = [
-            (self._count_keys(slug, minute, window), (variant, "1" if want else "0", late, budget))
+            (self._keys(slug, minute, window)[0], (variant, "1" if want else "0", late, budget))
             for (slug, variant), want in zip(visits, wanted, strict=True)
         ]
         try:  # as _translated does, without its extra call on the busiest path
@@ -699,20 +699,25 @@ return 1
         # their reply; those on the other nodes ran and counted.
         return [_impression_result(reply) for reply in replies]
 
-    def _count_keys(self, slug: str, minute: int, window: int) -> tuple[str, ...]:
-        """Meta, counts, this minute's and this hour's series, this window's budget and
-        the excluded keys (built once a minute)."""
+    def _keys(self, slug: str, minute: int, window: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The impression script's keys (meta, counts, this minute's and this hour's
+        series, this window's budget, the excluded hash), and the click script's (the
+        same, then the click and the seen markers), built once a minute."""
         found = self._count_keys_cache.get((slug, minute, window))
         if found is None:
             if len(self._count_keys_cache) >= 1024:
                 self._count_keys_cache.clear()
-            found = self._count_keys_cache[(slug, minute, window)] = (
+            counting = (
                 keys.meta(slug),
                 keys.counts(slug),
                 keys.minute(slug, minute),
                 keys.hour(slug, minute // 60),
                 keys.budget(slug, window),
                 keys.excluded(slug),
+            )
+            found = self._count_keys_cache[(slug, minute, window)] = (
+                counting,
+                (*counting, keys.clicked(slug), keys.seen(slug)),
             )
         return found
 
@@ -735,7 +740,7 @@ return 1
         """
         now = time.time() if now is None else now
         minute, window = int(now) // 60, int(now) // self.budget_window
-        call_keys = (*self._count_keys(slug, minute, window), keys.clicked(slug), keys.seen(slug))
+        call_keys = self._keys(slug, minute, window)[1]
         budget = client if client and self.budget_clicks else ""
         late = "" if deadline is None else str(deadline)
         (reply,) = self._marked(
@@ -761,7 +766,7 @@ return 1
         late = "" if deadline is None else str(deadline)
         calls = [
             (
-                (*self._count_keys(slug, minute, window), keys.seen(slug)),
+                (*self._keys(slug, minute, window)[0], keys.seen(slug)),
                 (variant, visitor, int(marker_ttl), late, budget),
             )
             for slug, variant, visitor in seen
