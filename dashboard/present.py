@@ -14,8 +14,8 @@ from statistics import NormalDist
 from typing import Any
 
 from abtest import verdicts
-from abtest.model import CLICKS, DECIDED, WINNER
-from abtest.report import ExperimentReport
+from abtest.model import CLICK, CLICKS, DECIDED, QUALITY, SEEN, SERVED, WINNER
+from abtest.report import ExperimentReport, Signals
 from abtest.webhooks import EVENT_NAMES
 
 from . import charts
@@ -31,7 +31,13 @@ __all__ = [
     "clock",
     "iso",
     "variant_rows",
+    "table_totals",
     "excluded_text",
+    "measures_text",
+    "measure_choices",
+    "settings_change",
+    "seen_view",
+    "share",
     "verdict_view",
     "tests_view",
     "audit_rows",
@@ -82,6 +88,88 @@ ALLOCATION_CHOICES = (
     ),
 )
 _ALLOCATION_NAMES = {mode: name for mode, name, _ in ALLOCATION_CHOICES}
+
+
+#: What each reward counts, as a sentence says it ("Counting clicks per reader served").
+REWARD_WORDS = {CLICK: "clicks", QUALITY: "quality clicks"}
+#: Each reward's rate, as a column names it.
+RATE_WORDS = {CLICK: "click rate", QUALITY: "quality-click rate"}
+#: Whom each denominator counts, as a rate's unit says it ("per reader served").
+DENOMINATOR_WORDS = {SERVED: "per reader served", SEEN: "per reader who saw it"}
+
+
+def measures_text(reward: str, denominator: str) -> str:
+    """The reward and the denominator the verdict uses, as words to follow "Counting":
+    "clicks per reader served", "quality clicks per reader who saw it"."""
+    return f"{REWARD_WORDS.get(reward, reward)} {DENOMINATOR_WORDS.get(denominator, denominator)}"
+
+
+def measure_choices(quality_seconds: float) -> dict[str, tuple[tuple[str, str, str], ...]]:
+    """The reward and the denominator as editors choose between them: per field,
+    (value, name, what it means in one line)."""
+    return {
+        "reward": (
+            (
+                CLICK,
+                "Every click",
+                "Every counted click is a response: the most data, so the quickest verdict.",
+            ),
+            (
+                QUALITY,
+                "Quality clicks",
+                f"Only clicks followed by {quality_seconds:g} seconds of reading on the story "
+                "page: rewards headlines whose story delivers, with fewer responses to learn "
+                "from.",
+            ),
+        ),
+        "denominator": (
+            (
+                SERVED,
+                "Every reader served",
+                "Every reader the headline was served to counts, whether they saw it or not: "
+                "works on any page.",
+            ),
+            (
+                SEEN,
+                "Readers who saw it",
+                "Only readers who had half the headline's slot in view for a second: fair to "
+                "a headline whose slot sits below the fold. Needs pages that report it (the "
+                "snippet, /abtest.js, or abtest's own pages).",
+            ),
+        ),
+    }
+
+
+def settings_change(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """What a change of settings did, for the message after saving: each setting
+    that changed, then what follows from it.  ``before`` and ``after`` hold
+    ``allocation``, ``caring``, ``reward`` and ``denominator``."""
+    changed = []
+    if before["allocation"] != after["allocation"]:
+        changed.append(
+            f"{allocation_name(after['allocation']).lower()} "
+            f"(was: {allocation_name(before['allocation']).lower()})"
+        )
+    if before["caring"] != after["caring"]:
+        changed.append(
+            f"safe to stop below {caring_percent(after['caring'])}% of the leader's clicks "
+            f"(was: {caring_percent(before['caring'])}%)"
+        )
+    measures = ("reward", "denominator")
+    if any(before[key] != after[key] for key in measures):
+        changed.append(
+            f"counting {measures_text(after['reward'], after['denominator'])} "
+            f"(was: {measures_text(before['reward'], before['denominator'])})"
+        )
+    words = "Settings changed: " + "; ".join(changed) + "."
+    if before["allocation"] != after["allocation"] or before["caring"] != after["caring"]:
+        words += " New readers are allocated this way from now on."
+    if any(before[key] != after[key] for key in measures):
+        words += (
+            " Every count was kept, so the statistics and the verdict now read the whole "
+            "test this way."
+        )
+    return words
 
 
 def allocation_name(mode: str) -> str:
@@ -181,14 +269,43 @@ def excluded_text(counts: list[tuple[str, int]]) -> str | None:
     return " · ".join(parts) or None
 
 
+def share(value: float | None) -> str:
+    """A share of readers as a sentence says it: "31%", "4.5%" (tenths below 10%)."""
+    if value is None or not math.isfinite(value):
+        return DASH
+    return f"{value * 100:.0f}%" if value >= 0.0995 else f"{value * 100:.1f}%"
+
+
+def _signals(report: ExperimentReport) -> Signals:
+    """The report's signals; for a report without them, served impressions and
+    every click as the statistics counted them, nothing seen or quality."""
+    if report.signals is not None:
+        return report.signals
+    stats = report.stats
+    zeros = (0,) * len(stats.variants)
+    return Signals(
+        reward=CLICK,
+        denominator=SERVED,
+        served=tuple(v.impressions for v in stats.variants),
+        seen=zeros,
+        clicks=tuple(v.clicks for v in stats.variants),
+        quality=zeros,
+    )
+
+
 def variant_rows(report: ExperimentReport) -> list[dict[str, Any]]:
     """One row per headline for the table; the interval is the anytime-valid one.
 
-    ``excluded`` and ``excluded_clicks`` say which of the headline's readers
-    were served but not counted (bots, prefetches, addresses past their
-    budget), or are None when none were.
+    ``impressions``, ``clicks`` and ``ctr`` are the ones the statistics use;
+    ``served``, ``seen`` (with ``seen_share``), ``all_clicks`` and
+    ``quality_clicks`` every count kept, and ``click_rate`` and
+    ``quality_rate`` both rates over the denominator in use.  ``excluded``
+    and ``excluded_clicks`` say which of the headline's readers were served
+    but not counted (bots, prefetches, addresses past their budget), or are
+    None when none were.
     """
     stats = report.stats
+    signals = _signals(report)
     leader = stats.leader()
     decided = report.status == DECIDED
     rows = []
@@ -205,6 +322,13 @@ def variant_rows(report: ExperimentReport) -> list[dict[str, Any]]:
                 "swatch": charts.swatch(index),
                 "impressions": count(variant.impressions),
                 "clicks": count(variant.clicks),
+                "served": count(signals.served[index]),
+                "seen": count(signals.seen[index]),
+                "seen_share": share(signals.seen_share(index)),
+                "all_clicks": count(signals.clicks[index]),
+                "quality_clicks": count(signals.quality[index]),
+                "click_rate": percent(signals.rate(index, quality=False)),
+                "quality_rate": percent(signals.rate(index, quality=True)),
                 "ctr": percent(variant.ctr) if seen else DASH,
                 "ctr_low": percent(low) if seen else None,
                 "ctr_high": percent(high) if seen else None,
@@ -220,6 +344,63 @@ def variant_rows(report: ExperimentReport) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def table_totals(report: ExperimentReport) -> dict[str, str]:
+    """The table's last row: every headline's counts together, and both rates."""
+    signals = _signals(report)
+    served, seen = sum(signals.served), sum(signals.seen)
+    clicks, quality = sum(signals.clicks), sum(signals.quality)
+    shown = seen if signals.denominator == SEEN else served
+    return {
+        "served": count(served),
+        "seen": count(seen),
+        "seen_share": share(seen / served if served else None),
+        "all_clicks": count(clicks),
+        "quality_clicks": count(quality),
+        "click_rate": percent(clicks / shown if shown else None),
+        "quality_rate": percent(quality / shown if shown else None),
+    }
+
+
+def seen_view(report: ExperimentReport) -> dict[str, Any]:
+    """The seen check in words: a warning per headline whose slot was seen by a
+    different share of its readers than the others' (``flagged``), and whether
+    seen impressions are measured at all (``measured``; ``unmeasured``: they are
+    not, and the verdict counts per reader who saw the headline)."""
+    signals = _signals(report)
+    check = signals.check
+    flagged = []
+    total_served, total_seen = sum(signals.served), sum(signals.seen)
+    for index, flag in enumerate(check.flagged if check.applies else ()):
+        rest_served = total_served - signals.served[index]
+        rest_seen = total_seen - signals.seen[index]
+        if not flag or not rest_served:
+            continue
+        label = report.label(index)
+        text = (
+            f"{label}'s slot was seen by {share(signals.seen_share(index))} of the readers it "
+            f"was served to, the other headlines' by {share(rest_seen / rest_served)}: a "
+            "longer headline may push its slot below the fold."
+        )
+        if signals.denominator == SERVED:
+            text += (
+                f" Its {RATE_WORDS.get(signals.reward, 'rate')} per reader served is "
+                "biased by where the slot sat, not by the headline; consider counting per "
+                "reader who saw it."
+            )
+        else:
+            text += (
+                " The verdict counts per reader who saw the headline, which allows for where "
+                "the slot sat."
+            )
+        flagged.append({"id": report.variant_ids[index], "label": label, "text": text})
+    return {
+        "measured": check.applies,
+        "unmeasured": not check.applies and signals.denominator == SEEN,
+        "flagged": flagged,
+        "denominator": signals.denominator,
+    }
 
 
 def _by_hour(report: ExperimentReport, index: int) -> dict[str, Any]:
@@ -304,9 +485,7 @@ def audit_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             action = f"Chose {entry['winner'].upper()} as the winner"
         change = f"{entry['from']} → {entry['status']}"
         if entry["action"] == "settings" and "settings" in entry:
-            change = " → ".join(
-                _settings_text(entry.get(key) or {}) for key in ("settings_from", "settings")
-            )
+            change = _settings_change(entry)
         elif entry["action"] in LIFECYCLE_CHANGES:
             change = LIFECYCLE_CHANGES[entry["action"]](entry)
         try:
@@ -397,13 +576,32 @@ LIFECYCLE_CHANGES = {
 }
 
 
-def _settings_text(settings: dict) -> str:
-    """An audit entry's settings in words: "Find the winner, stop below 2%"."""
+def _settings_text(settings: dict, measures: bool = False) -> str:
+    """An audit entry's settings in words: "Find the winner, stop below 2%", with
+    ", counting quality clicks per reader served" when ``measures``."""
     mode = allocation_name(str(settings.get("allocation", "?")))
     caring = settings.get("caring")
-    if not isinstance(caring, int | float):
-        return mode
-    return f"{mode}, stop below {caring_percent(caring)}%"
+    words = mode
+    if isinstance(caring, int | float):
+        words += f", stop below {caring_percent(caring)}%"
+    if measures:
+        counted = measures_text(
+            str(settings.get("reward", CLICK)), str(settings.get("denominator", SERVED))
+        )
+        words += f", counting {counted}"
+    return words
+
+
+def _settings_change(entry: dict[str, Any]) -> str:
+    """A settings entry's change, "before → after"; the reward and denominator
+    are named only when they changed (entries from before they existed name none)."""
+    before, after = entry.get("settings_from") or {}, entry.get("settings") or {}
+    keys = ("reward", "denominator")
+    measures = any(key in after for key in keys) and any(
+        before.get(key, default) != after.get(key, default)
+        for key, default in zip(keys, (CLICK, SERVED), strict=True)
+    )
+    return f"{_settings_text(before, measures)} → {_settings_text(after, measures)}"
 
 
 def listing_row(report: ExperimentReport, now: float) -> dict[str, Any]:

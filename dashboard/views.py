@@ -48,6 +48,7 @@ from abtest.model import (
     VARIANT_IDS,
     Definition,
     InvalidExperiment,
+    check_measures,
     check_settings,
 )
 from abtest.service import ActionRefused, Service, UnknownExperiment
@@ -362,6 +363,12 @@ def _page_model(slug: str) -> dict:
             ),
         },
         "level": stats.level,
+        "totals": present.table_totals(report),
+        "seen": present.seen_view(report),
+        "measures": present.measures_text(experiment.reward, experiment.denominator),
+        "rate_unit": present.DENOMINATOR_WORDS.get(experiment.denominator, ""),
+        "measure_choices": present.measure_choices(service.quality_seconds),
+        "quality_seconds": f"{service.quality_seconds:g}",
         "allocation_name": present.allocation_name(experiment.allocation),
         "allocation_choices": present.ALLOCATION_CHOICES,
         "caring_percent": present.caring_percent(experiment.caring),
@@ -450,6 +457,7 @@ def decide(slug: str):
         choice=verdicts.choice(report, index),
         verdict=present.verdict_view(report),
         level=report.stats.level,
+        measures=present.measures_text(experiment.reward, experiment.denominator),
         refresh_seconds=_refresh_seconds(),
     )
 
@@ -546,24 +554,56 @@ def _settings_from_form() -> tuple[str, float]:
         raise InvalidExperiment(errors) from None
 
 
+def _measures_from_form(experiment) -> tuple[str, str]:
+    """The reward and the denominator from the settings form; a field left out
+    (an older form, a script) keeps the experiment's own.
+
+    Raises :class:`InvalidExperiment` with the form's words for each bad field.
+    """
+    reward = request.form.get("reward", experiment.reward)
+    denominator = request.form.get("denominator", experiment.denominator)
+    try:
+        return check_measures(reward, denominator)
+    except InvalidExperiment as invalid:
+        errors = dict(invalid.errors)
+        if "reward" in errors:
+            errors["reward"] = "count every click or quality clicks"
+        if "denominator" in errors:
+            errors["denominator"] = "count per reader served or per reader who saw it"
+        raise InvalidExperiment(errors) from None
+
+
+def _settings_of(experiment) -> dict:
+    return {
+        "allocation": experiment.allocation,
+        "caring": experiment.caring,
+        "reward": experiment.reward,
+        "denominator": experiment.denominator,
+    }
+
+
 @blueprint.post("/<slug>/settings")
 def settings(slug: str):
-    _experiment_or_404(slug)
+    experiment = _experiment_or_404(slug)
+    errors: dict[str, str] = {}
     try:
         allocation, caring = _settings_from_form()
     except InvalidExperiment as invalid:
-        abort(400, description="Nothing changed: " + "; ".join(invalid.errors.values()) + ".")
+        errors |= invalid.errors
     try:
-        _service().set_settings(slug, allocation, caring, g.editor)
+        reward, denominator = _measures_from_form(experiment)
+    except InvalidExperiment as invalid:
+        errors |= invalid.errors
+    if errors:
+        abort(400, description="Nothing changed: " + "; ".join(errors.values()) + ".")
+    try:
+        changed = _service().set_settings(
+            slug, allocation, caring, g.editor, reward=reward, denominator=denominator
+        )
     except ActionRefused as refused:
         flash(f"Nothing changed: {refused}.", "error")
     else:
-        flash(
-            f"Settings changed: {present.allocation_name(allocation).lower()}, safe to stop "
-            f"below {present.caring_percent(caring)}% of the leader's clicks. New readers are "
-            "allocated this way from now on.",
-            "success",
-        )
+        flash(present.settings_change(_settings_of(experiment), _settings_of(changed)), "success")
     return _back_to(slug)
 
 
@@ -700,6 +740,12 @@ COUNTS_COLUMNS = (
     "allocation",
     "prob_best",
     "expected_loss_per_1000",
+    "served",
+    "seen",
+    "all_clicks",
+    "quality_clicks",
+    "reward",
+    "denominator",
 )
 SERIES_COLUMNS = (
     "interval_start_utc",
@@ -749,6 +795,7 @@ def export_counts_csv(slug: str):
     experiment = _experiment_or_404(slug)
     report = _service().report(slug, alpha=_alpha(), experiment=experiment)
     stats = report.stats
+    signals = report.signals
     rows = []
     for index, variant in enumerate(stats.variants):
         low, high = variant.ctr_ci or (None, None)
@@ -767,6 +814,13 @@ def export_counts_csv(slug: str):
                 _number(variant.allocation),
                 _number(variant.prob_best),
                 _number(1000 * variant.expected_loss),
+                *(
+                    (signals.served[index], signals.seen[index])
+                    + (signals.clicks[index], signals.quality[index])
+                    + (signals.reward, signals.denominator)
+                    if signals is not None
+                    else ("",) * 6
+                ),
             ]
         )
     return _csv(slug, "counts", COUNTS_COLUMNS, rows)

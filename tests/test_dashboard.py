@@ -365,8 +365,11 @@ def test_every_state_changing_route_is_the_dashboards(app):
     # The API's actions take the Bearer token only, never a cookie: no CSRF
     # can ride on them (tests/test_api.py refuses them an editor's session).
     token_only = {"api.pause", "api.resume", "api.decide", "api.reopen"}
+    # The readers' beacons count only for the visitor cookie, SameSite=Lax, which
+    # no other site's POST carries (and the seen beacon's tokens must match it).
+    beacons = {"api.seen", "api.engaged"}
     for rule in routes:
-        assert rule.endpoint.startswith("dashboard.") or rule.endpoint in token_only, rule
+        assert rule.endpoint.startswith("dashboard.") or rule.endpoint in token_only | beacons, rule
 
 
 def test_a_token_from_another_session_is_refused(editor, new_client, service):
@@ -420,10 +423,10 @@ def test_experiment_page_renders_table_tests_and_charts_without_javascript(
     assert page.status_code == 200
     impressions, clicks = totals(service)
     for index, variant in enumerate("abc"):
-        assert cell(page.text, f"impressions-{variant}") == f"{impressions[index]:,}"
+        assert cell(page.text, f"served-{variant}") == f"{impressions[index]:,}"
         assert cell(page.text, f"clicks-{variant}") == f"{clicks[index]:,}"
         assert HEADLINES[index] in page.text
-    assert cell(page.text, "impressions-total") == f"{sum(impressions):,}"
+    assert cell(page.text, "served-total") == f"{sum(impressions):,}"
     assert "anytime interval" in page.text and "clicks per 1,000 readers" in page.text
     assert "fixed-sample tests, for reference" in page.text
     assert "P(best)" in page.text and "Share of traffic" in page.text
@@ -446,7 +449,7 @@ def test_live_endpoint_sends_the_stats_and_rerendered_fragments(editor, new_clie
     impressions, _ = totals(service)
     assert [row["impressions"] for row in second["report"]["variants"]] == list(impressions)
     assert set(second["fragments"]) == {"summary", "table", "tests", "charts", "audit", "lifecycle"}
-    assert cell(second["fragments"]["table"], "impressions-total") == f"{sum(impressions):,}"
+    assert cell(second["fragments"]["table"], "served-total") == f"{sum(impressions):,}"
     assert first["fragments"]["table"] != second["fragments"]["table"]
     assert second["updated_at"].endswith("+00:00") and second["updated_at_text"].endswith("UTC")
     assert VERDICT.search(second["verdict"]) or "No clicks" in second["verdict"]

@@ -180,9 +180,9 @@ def test_a_changed_verdict_is_announced_once(live_server, browser):
     claim = page.locator("#verdict-claim").inner_text()
 
     # New readers: the counts change and the fragments are swapped in, the verdict stays.
-    before = page.locator("#impressions-total").inner_text()
+    before = page.locator("#served-total").inner_text()
     _reader_traffic(base, visitors=6, click_every=2)
-    expect(page.locator("#impressions-total")).not_to_have_text(before)
+    expect(page.locator("#served-total")).not_to_have_text(before)
     next_updates(page, 3)
     assert page.locator("#verdict-claim").inner_text() == claim
     assert page.evaluate("window.announcements") == []

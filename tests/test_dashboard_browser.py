@@ -192,7 +192,7 @@ def test_editor_watches_live_numbers_and_chooses_the_winner(live_server, browser
     expect(page.locator("h1")).to_have_text(seed_definition().title)
     expect(page.locator("svg#chart-ctr")).to_be_visible()
 
-    impressions = page.locator("#impressions-total")
+    impressions = page.locator("#served-total")
     before = impressions.inner_text()
     stamp_before = page.locator("[data-updated-at]").inner_text()
     page.evaluate("window.__sameDocument = true")

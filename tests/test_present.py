@@ -8,7 +8,7 @@ import pytest
 
 from abtest.dashboard import present
 from abtest.model import DECIDED, RUNNING
-from abtest.report import Excluded, ExperimentReport
+from abtest.report import Excluded, ExperimentReport, SeenCheck, Signals
 from abtest.stats import build_report
 
 
@@ -109,3 +109,143 @@ def test_rows_say_which_readers_were_served_but_not_counted():
     assert rows[0]["excluded_clicks"] == "26 rate-limited"
     assert (rows[1]["excluded"], rows[1]["excluded_clicks"]) == ("1 bot", "1 bot")
     assert present.excluded_text([("bot", 1234)]) == "1,234 bots"
+
+
+# -- seen impressions and quality clicks ------------------------------------------
+
+
+def with_signals(served, seen, clicks, quality, reward="click", denominator="served", check=None):
+    """A report whose statistics count ``reward`` per ``denominator`` of these counts."""
+    shown = seen if denominator == "seen" else served
+    used = quality if reward == "quality" else clicks
+    report = experiment(list(shown), list(used))
+    signals = Signals(reward, denominator, served, seen, clicks, quality, check or SeenCheck())
+    return dataclasses.replace(report, signals=signals)
+
+
+def test_rows_show_every_count_and_both_rates_over_the_denominator_in_use():
+    report = with_signals((400, 500), (200, 100), (20, 30), (8, 5), "quality", "seen")
+    a, b = present.variant_rows(report)
+    assert (a["served"], a["seen"], a["seen_share"]) == ("400", "200", "50%")
+    assert (a["all_clicks"], a["quality_clicks"]) == ("20", "8")
+    # Per reader who saw it: 20 / 200 and 8 / 200; B: 30 / 100 and 5 / 100.
+    assert (a["click_rate"], a["quality_rate"]) == ("10.00%", "4.00%")
+    assert (b["click_rate"], b["quality_rate"]) == ("30.00%", "5.00%")
+    # What the statistics use: quality clicks per reader who saw it.
+    assert (a["impressions"], a["clicks"], a["ctr"]) == ("200", "8", "4.00%")
+    totals = present.table_totals(report)
+    assert totals == {
+        "served": "900",
+        "seen": "300",
+        "seen_share": "33%",
+        "all_clicks": "50",
+        "quality_clicks": "13",
+        "click_rate": "16.67%",  # 50 / 300
+        "quality_rate": "4.33%",  # 13 / 300
+    }
+    # A report without signals (stored before them): served impressions, every click.
+    (plain, _) = present.variant_rows(experiment([40, 50], [4, 5]))
+    assert (plain["served"], plain["click_rate"], plain["quality_rate"]) == (
+        "40",
+        "10.00%",
+        "0.00%",
+    )
+
+
+@pytest.mark.parametrize(
+    ("reward", "denominator", "words"),
+    [
+        ("click", "served", "clicks per reader served"),
+        ("quality", "served", "quality clicks per reader served"),
+        ("click", "seen", "clicks per reader who saw it"),
+        ("quality", "seen", "quality clicks per reader who saw it"),
+    ],
+)
+def test_the_measures_in_words(reward, denominator, words):
+    assert present.measures_text(reward, denominator) == words
+
+
+def test_shares_read_as_a_sentence_says_them():
+    assert [present.share(v) for v in (0.31, 0.5249, 0.045, 0.0996, 1.0, None)] == [
+        "31%",
+        "52%",
+        "4.5%",
+        "10%",
+        "100%",
+        present.DASH,
+    ]
+
+
+def test_the_seen_check_warns_by_name_with_both_shares():
+    check = SeenCheck(True, (False, True, False), (0.5, 1e-9, 0.5))
+    # B: 310 / 1000 = 31%; A and C: (520 + 520) / 2000 = 52%.
+    report = with_signals((1000,) * 3, (520, 310, 520), (30, 20, 25), (0, 0, 0), check=check)
+    view = present.seen_view(report)
+    assert (view["measured"], view["unmeasured"]) == (True, False)
+    (flag,) = view["flagged"]
+    assert (flag["id"], flag["label"]) == ("b", "B")
+    assert flag["text"].startswith(
+        "B's slot was seen by 31% of the readers it was served to, the other headlines' by 52%"
+    )
+    assert "Its click rate per reader served is biased" in flag["text"]
+    quality = dataclasses.replace(
+        report, signals=dataclasses.replace(report.signals, reward="quality")
+    )
+    assert (
+        "Its quality-click rate per reader served"
+        in present.seen_view(quality)["flagged"][0]["text"]
+    )
+    per_seen = dataclasses.replace(
+        report, signals=dataclasses.replace(report.signals, denominator="seen")
+    )
+    assert "allows for where the slot sat" in present.seen_view(per_seen)["flagged"][0]["text"]
+
+
+def test_unmeasured_seen_counts_matter_only_when_the_verdict_counts_them():
+    served = with_signals((100, 100), (3, 4), (3, 4), (0, 0))
+    assert present.seen_view(served) == {
+        "measured": False,
+        "unmeasured": False,
+        "flagged": [],
+        "denominator": "served",
+    }
+    seen = with_signals((100, 100), (3, 4), (3, 4), (0, 0), denominator="seen")
+    assert present.seen_view(seen)["unmeasured"] is True
+
+
+def test_a_change_of_settings_says_what_changed():
+    before = {"allocation": "clicks", "caring": 0.02, "reward": "click", "denominator": "served"}
+    measures = present.settings_change(before, before | {"reward": "quality"})
+    assert measures == (
+        "Settings changed: counting quality clicks per reader served (was: clicks per reader "
+        "served). Every count was kept, so the statistics and the verdict now read the whole "
+        "test this way."
+    )
+    caring = present.settings_change(before, before | {"caring": 0.015})
+    assert caring == (
+        "Settings changed: safe to stop below 1.5% of the leader's clicks (was: 2%). New "
+        "readers are allocated this way from now on."
+    )
+
+
+def test_audit_rows_name_the_measures_only_when_they_changed():
+    entry = {
+        "action": "settings",
+        "editor": "ed",
+        "at": 1_700_000_000.0,
+        "from": "running",
+        "status": "running",
+        "winner": None,
+        "stats": experiment([10, 10], [1, 2]).to_json(),
+        "settings_from": {"allocation": "clicks", "caring": 0.02},
+        "settings": {"allocation": "winner", "caring": 0.02},
+    }
+    (row,) = present.audit_rows([entry])
+    assert row["change"] == "Maximize clicks, stop below 2% → Find the winner, stop below 2%"
+    entry["settings_from"] |= {"reward": "click", "denominator": "served"}
+    entry["settings"] = entry["settings_from"] | {"denominator": "seen"}
+    (row,) = present.audit_rows([entry])
+    assert row["change"] == (
+        "Maximize clicks, stop below 2%, counting clicks per reader served → Maximize clicks, "
+        "stop below 2%, counting clicks per reader who saw it"
+    )

@@ -974,7 +974,7 @@ def _paths() -> dict:
         "/dashboard/{slug}/settings": {
             "parameters": [_SLUG],
             "post": _dashboard_post(
-                "Change the allocation and the threshold of caring",
+                "Change the allocation, the threshold of caring, and what the statistics count",
                 _form(
                     {
                         "allocation": {"type": "string", "enum": list(ALLOCATIONS)},
@@ -982,6 +982,18 @@ def _paths() -> dict:
                             "type": "string",
                             "description": f"Percent of the leader's CTR ({DEFAULT_CARING:.0%} "
                             "by default).",
+                        },
+                        "reward": {
+                            "type": "string",
+                            "enum": list(REWARDS),
+                            "description": "Every click, or quality clicks only; left out: "
+                            "unchanged.",
+                        },
+                        "denominator": {
+                            "type": "string",
+                            "enum": list(DENOMINATORS),
+                            "description": "Per reader served, or per reader who saw the "
+                            "headline; left out: unchanged.",
                         },
                     }
                 ),
