@@ -35,6 +35,15 @@ Metrics (every name starts ``abtest_``):
   - ``excluded``: deliberately not counted: ``bot``, ``prefetch``,
     ``rate-limited`` (past the client's budget);
 
+- ``abtest_seen_impressions_total{outcome, reason}``: the impressions seen
+  beacons reported, with the outcomes above, ``repeat`` (uncounted: this
+  reader's was counted already) and ``refused`` (the beacon was refused:
+  ``forged``, a token this service did not sign; ``foreign``, a token issued
+  to another browser);
+- ``abtest_quality_clicks_total{outcome, reason}``: engaged-time beacons past
+  the threshold: ``counted``, or ``uncounted`` with ``not-clicked`` (no counted
+  click of this reader's, or its quality click counted already) or a reason
+  above;
 - ``abtest_redis_seconds{call}``: a histogram of the reader path's Redis calls;
 - ``abtest_circuit_open``: 1 while any live worker has stopped counting after
   a Redis failure (the circuit breaker is open), else 0.
@@ -96,6 +105,8 @@ _REDIS_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 request_children: dict = {}
 _impressions: dict = {}
 _clicks: dict = {}
+_seen: dict = {}
+_quality: dict = {}
 _redis: dict = {}
 
 _multiprocess_dir: Path | None = None
@@ -103,7 +114,7 @@ _multiprocess_dir: Path | None = None
 
 def _build() -> None:
     """Make the metrics, with the value class prometheus-client uses now."""
-    global REGISTRY, REQUESTS, IMPRESSIONS, CLICKS, REDIS_SECONDS, CIRCUIT_OPEN
+    global REGISTRY, REQUESTS, IMPRESSIONS, CLICKS, SEEN, QUALITY, REDIS_SECONDS, CIRCUIT_OPEN
     REGISTRY = CollectorRegistry()
     REQUESTS = Counter(
         "abtest_http_requests",
@@ -123,6 +134,18 @@ def _build() -> None:
         ["outcome", "reason"],
         registry=REGISTRY,
     )
+    SEEN = Counter(
+        "abtest_seen_impressions",
+        "Impressions reported seen by beacons, by outcome and reason.",
+        ["outcome", "reason"],
+        registry=REGISTRY,
+    )
+    QUALITY = Counter(
+        "abtest_quality_clicks",
+        "Quality clicks reported by engaged-time beacons, by outcome and reason.",
+        ["outcome", "reason"],
+        registry=REGISTRY,
+    )
     REDIS_SECONDS = Histogram(
         "abtest_redis_seconds",
         "Time of the reader path's Redis calls, by call.",
@@ -139,7 +162,7 @@ def _build() -> None:
         multiprocess_mode="livemax",
         registry=REGISTRY,
     )
-    for children in (request_children, _impressions, _clicks, _redis):
+    for children in (request_children, _impressions, _clicks, _seen, _quality, _redis):
         children.clear()
 
 
@@ -160,6 +183,22 @@ def clicks(outcome: str, reason: str = "", n: int = 1) -> None:
     if child is None:
         child = _clicks[outcome, reason] = CLICKS.labels(outcome, reason)
     child.inc(n)
+
+
+def seen(outcome: str, reason: str = "", n: int = 1) -> None:
+    """Record ``n`` impressions reported seen with this outcome and reason."""
+    child = _seen.get((outcome, reason))
+    if child is None:
+        child = _seen[outcome, reason] = SEEN.labels(outcome, reason)
+    child.inc(n)
+
+
+def quality(outcome: str, reason: str = "") -> None:
+    """Record one quality click reported, with this outcome and reason."""
+    child = _quality.get((outcome, reason))
+    if child is None:
+        child = _quality[outcome, reason] = QUALITY.labels(outcome, reason)
+    child.inc()
 
 
 def redis_seconds(call: str, seconds: float) -> None:

@@ -542,15 +542,18 @@ class Service:
                 parsed = self.click_tokens.loads(token)
             except ExpiredToken as expired:
                 if expired.token is None:
+                    metrics.seen("refused", "forged")
                     raise InvalidLink("this beacon's token is not valid") from None
                 continue
             except InvalidToken:
+                metrics.seen("refused", "forged")
                 raise InvalidLink("this beacon's token is not valid") from None
             if (
                 ref is None
                 or not hmac.compare_digest(ref, parsed.visitor_ref)
                 or not cookie_records(cookie, parsed.slug, parsed.variant)
             ):
+                metrics.seen("refused", "foreign")
                 raise ActionRefused("this beacon's token was not issued to this browser")
             seen[parsed.slug] = parsed
         entries = self.snapshot.entries()
@@ -561,7 +564,10 @@ class Service:
             and entries[slug].experiment.status == RUNNING
             and token.variant in entries[slug].experiment.variant_ids
         ]
-        if not wanted or not self.breaker.allow():
+        if not wanted:
+            return 0
+        if not self.breaker.allow():
+            metrics.seen("uncounted", CIRCUIT_OPEN, len(wanted))
             return 0
         try:
             results = self.store.record_seen(
@@ -573,9 +579,17 @@ class Service:
             )
         except StoreError as error:
             self.breaker.failed(error)
+            metrics.seen("uncounted", REDIS_UNAVAILABLE, len(wanted))
             self.outage_log.warning("seen impressions not counted, Redis unreachable: %s", error)
             return 0
         self.breaker.succeeded()
+        for result in results:
+            if result.counted:
+                metrics.seen("counted")
+            elif result.reason == RATE_LIMITED:
+                metrics.seen("excluded", RATE_LIMITED)
+            else:
+                metrics.seen("uncounted", result.reason or ("repeat" if result.status else ""))
         return sum(result.counted for result in results)
 
     def record_engaged(self, slug: str, cookie: str | None, seconds: float) -> bool:
@@ -589,15 +603,13 @@ class Service:
         """
         experiment = self.experiment(slug)
         visitor_id = cookie_visitor_id(cookie)
-        if (
-            visitor_id is None
-            or seconds < self.quality_seconds
-            or experiment.status != RUNNING
-            or not self.breaker.allow()
-        ):
+        if visitor_id is None or seconds < self.quality_seconds or experiment.status != RUNNING:
+            return False
+        if not self.breaker.allow():
+            metrics.quality("uncounted", CIRCUIT_OPEN)
             return False
         try:
-            variant, _ = self.store.record_engaged(
+            variant, reason = self.store.record_engaged(
                 slug,
                 visitor_ref(visitor_id),
                 self.click_marker_ttl,
@@ -606,10 +618,15 @@ class Service:
             )
         except StoreError as error:
             self.breaker.failed(error)
+            metrics.quality("uncounted", REDIS_UNAVAILABLE)
             self.outage_log.warning("quality click not counted, Redis unreachable: %s", error)
             return False
         self.breaker.succeeded()
-        return variant is not None
+        if variant is None:
+            metrics.quality("uncounted", reason or "")
+            return False
+        metrics.quality("counted")
+        return True
 
     # -- editors ----------------------------------------------------------
 

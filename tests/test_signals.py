@@ -403,3 +403,32 @@ def test_a_second_story_counts_apart(new_client, service):
     assert seen_beacon(reader, [first["token"], second["token"]]).status_code == 204
     assert sum(counts(service)["seen"]) == 1
     assert sum(counts(service, SECOND)["seen"]) == 1
+
+
+def test_beacons_are_in_the_metrics(new_client, service):
+    from abtest import metrics
+
+    def value(name: str, outcome: str, reason: str = "") -> float:
+        labels = {"outcome": outcome, "reason": reason}
+        return metrics.REGISTRY.get_sample_value(f"abtest_{name}_total", labels) or 0.0
+
+    def read() -> dict[str, float]:
+        return {
+            "seen": value("seen_impressions", "counted"),
+            "repeat": value("seen_impressions", "uncounted", "repeat"),
+            "forged": value("seen_impressions", "refused", "forged"),
+            "quality": value("quality_clicks", "counted"),
+            "not-clicked": value("quality_clicks", "uncounted", "not-clicked"),
+        }
+
+    before = read()
+    reader = new_client()
+    (one,) = batch(reader)
+    seen_beacon(reader, [one["token"]])
+    seen_beacon(reader, [one["token"]])
+    seen_beacon(reader, ["forged"])
+    engaged_beacon(reader)  # no click yet
+    click(reader, one)
+    engaged_beacon(reader)
+    after = read()
+    assert {name: after[name] - before[name] for name in before} == dict.fromkeys(before, 1)
