@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .config import ConfigError, Settings
-from .model import ALLOCATIONS, DECIDED, DEFAULT_CARING
+from .model import ALLOCATIONS, CLICK, DECIDED, DEFAULT_CARING, DENOMINATORS, REWARDS, SERVED
 
 if TYPE_CHECKING:
     from .model import Experiment
@@ -319,6 +319,14 @@ def render_report(report: ExperimentReport, readers_per_second: float | None = N
     lines.append(f"Verdict: {said.claim}")
     if said.advice:
         lines.append(f"         {said.advice}")
+    if report.signals is not None:
+        from .dashboard import present
+
+        signals = report.signals
+        lines.append(
+            f"Counting {present.measures_text(signals.reward, signals.denominator)} "
+            f"(reward={signals.reward}, denominator={signals.denominator})."
+        )
     lines.append("")
     header = ("", "impressions", "clicks", "CTR", "anytime interval", "P(best)", "exp. loss/1k")
     rows = [header]
@@ -340,6 +348,9 @@ def render_report(report: ExperimentReport, readers_per_second: float | None = N
         f"(anytime intervals: valid however often you look, {stats.level}% for all together)"
     )
     lines.append("")
+    if report.signals is not None:
+        lines += _signal_lines(report)
+        lines.append("")
     for index, headline in enumerate(report.headlines):
         lines.append(f"  {report.label(index)}: {headline}")
     lines.append("")
@@ -364,6 +375,59 @@ def render_report(report: ExperimentReport, readers_per_second: float | None = N
     for test in stats.pairwise:
         lines.append("    " + verdicts.pairwise(report, test))
     return "\n".join(lines)
+
+
+def _signal_lines(report: ExperimentReport) -> list[str]:
+    """Every count kept per headline (readers served and who saw it, clicks and
+    quality clicks), both rates, and the seen check's warnings."""
+    from .dashboard import present
+
+    signals = report.signals
+    unit = present.DENOMINATOR_WORDS[signals.denominator]
+    lines = [f"Every count (rates {unit}):"]
+    rows = [("", "served", "seen", "seen share", "clicks", "quality clicks")]
+    rows[0] += ("click rate", "quality rate")
+    for index in range(len(report.variant_ids)):
+        rows.append(
+            (
+                report.label(index),
+                f"{signals.served[index]:,}",
+                f"{signals.seen[index]:,}",
+                present.share(signals.seen_share(index)),
+                f"{signals.clicks[index]:,}",
+                f"{signals.quality[index]:,}",
+                _pct(signals.rate(index, quality=False)),
+                _pct(signals.rate(index, quality=True)),
+            )
+        )
+    lines += _columns(rows)
+    seen = present.seen_view(report)
+    command = f"abtest experiments settings {report.slug} --denominator"
+    for flag in seen["flagged"]:
+        text = flag["text"]
+        if signals.denominator == "served":
+            text = f"{text.removesuffix('.')} ({command} seen)."
+        lines += _wrap(f"Warning: {text}")
+    if seen["unmeasured"]:
+        lines += _wrap(
+            "Warning: seen impressions are not being measured: they need pages with the "
+            "snippet (/abtest.js) or abtest's own pages. Until enough are reported, only "
+            "the readers who clicked count as having seen a headline, so the rates per "
+            f"reader who saw it mean nothing yet ({command} served)."
+        )
+    elif not seen["measured"]:
+        lines += _wrap(
+            "(seen impressions are not measured on this story yet: pages with the snippet, "
+            "/abtest.js, or abtest's own pages report them)"
+        )
+    return lines
+
+
+def _wrap(paragraph: str) -> list[str]:
+    """A paragraph in lines of at most 100 characters, the later ones indented."""
+    import textwrap
+
+    return textwrap.wrap(paragraph, width=100, subsequent_indent="  ", break_on_hyphens=False)
 
 
 # -- experiments ----------------------------------------------------------
@@ -465,12 +529,22 @@ def create_experiment(path: Path, draft: bool, starts_at: str | None) -> None:
     """Create an experiment from a TOML or JSON file (slug, title, headlines, body).
 
     Optional keys: ``allocation`` ("clicks" to maximize clicks, the default, or
-    "winner" to find the winner sooner at a cost in clicks) and ``caring``
-    (the threshold of caring, a share of the leader's CTR, default 0.02).
-    Readers are tested from now on, unless it is saved ``--draft`` or
-    scheduled (``--starts-at``).
+    "winner" to find the winner sooner at a cost in clicks), ``caring``
+    (the threshold of caring, a share of the leader's CTR, default 0.02),
+    ``reward`` ("click", the default, or "quality": only clicks followed by
+    enough reading) and ``denominator`` ("served", the default, or "seen":
+    only readers who saw the headline).  Readers are tested from now on,
+    unless it is saved ``--draft`` or scheduled (``--starts-at``).
     """
-    from .model import DRAFT, RUNNING, SCHEDULED, Definition, InvalidExperiment, check_settings
+    from .model import (
+        DRAFT,
+        RUNNING,
+        SCHEDULED,
+        Definition,
+        InvalidExperiment,
+        check_measures,
+        check_settings,
+    )
 
     if draft and starts_at:
         raise click.UsageError("--draft and --starts-at exclude each other: a draft has no start")
@@ -485,6 +559,12 @@ def create_experiment(path: Path, draft: bool, starts_at: str | None) -> None:
     try:
         allocation, caring = check_settings(
             data.get("allocation", "clicks"), data.get("caring", DEFAULT_CARING)
+        )
+    except InvalidExperiment as invalid:
+        errors |= invalid.errors
+    try:
+        reward, denominator = check_measures(
+            data.get("reward", CLICK), data.get("denominator", SERVED)
         )
     except InvalidExperiment as invalid:
         errors |= invalid.errors
@@ -506,10 +586,15 @@ def create_experiment(path: Path, draft: bool, starts_at: str | None) -> None:
             raise click.ClickException("; ".join(invalid.errors.values())) from None
         if not created:
             raise click.ClickException(f"an experiment {definition.slug!r} exists already")
+        if (reward, denominator) != (CLICK, SERVED):
+            # Counts are kept whatever is counted, so choosing just after
+            # creating loses nothing, even with readers already counted.
+            service.set_settings(definition.slug, allocation, caring, _actor(), reward, denominator)
     made = {DRAFT: " as a draft", SCHEDULED: f", starting {_utc(moment)}"}.get(status, "")
     click.echo(
         f"created {definition.slug}{made} with {len(definition.headlines)} headlines"
-        f" (allocation={allocation}, caring={caring:g})"
+        f" (allocation={allocation}, caring={caring:g}, reward={reward},"
+        f" denominator={denominator})"
     )
 
 
@@ -531,11 +616,33 @@ def _utc(timestamp: float | None) -> str:
     type=float,
     help="The threshold of caring, a share of the leader's CTR (0 < caring < 1).",
 )
+@click.option(
+    "--reward",
+    type=click.Choice(REWARDS),
+    help="What the statistics count as a response: click, every click; quality, only "
+    "clicks followed by ABTEST_QUALITY_SECONDS of reading on the story page.",
+)
+@click.option(
+    "--denominator",
+    type=click.Choice(DENOMINATORS),
+    help="What the statistics count as an impression: served, every reader served; seen, "
+    "only readers who saw the headline (needs pages with the snippet or abtest's own).",
+)
 @click.option("--editor", show_default="cli:<os user>", help="The name in the audit log.")
 def experiment_settings(
-    slug: str, allocation: str | None, caring: float | None, editor: str | None
+    slug: str,
+    allocation: str | None,
+    caring: float | None,
+    reward: str | None,
+    denominator: str | None,
+    editor: str | None,
 ):
-    """Change an experiment's allocation mode and threshold of caring (audited)."""
+    """Change an experiment's allocation mode, threshold of caring, and what its
+    statistics count (audited); an option left out keeps its setting.
+
+    Every count is kept whatever is counted, so a change of --reward or
+    --denominator re-reads the whole test that way.
+    """
     from .model import InvalidExperiment
     from .service import ActionRefused
 
@@ -548,6 +655,8 @@ def experiment_settings(
                 experiment.allocation if allocation is None else allocation,
                 experiment.caring if caring is None else caring,
                 editor,
+                reward=reward,
+                denominator=denominator,
             )
         except InvalidExperiment as invalid:
             raise click.ClickException(
@@ -555,7 +664,10 @@ def experiment_settings(
             ) from None
         except ActionRefused as refused:
             raise click.ClickException(f"nothing changed: {refused}") from None
-    click.echo(f"{slug}: allocation={changed.allocation}, caring={changed.caring:g}")
+    click.echo(
+        f"{slug}: allocation={changed.allocation}, caring={changed.caring:g}, "
+        f"reward={changed.reward}, denominator={changed.denominator}"
+    )
 
 
 def _actor() -> str:

@@ -157,6 +157,9 @@ def test_stats_table_and_json(runner, client, service):
         "alpha",
         "notes",
         "simpson",
+        "reward",
+        "denominator",
+        "seen_check",
     ]
     assert [row["id"] for row in document["variants"]] == ["a", "b", "c"]
     assert list(document["tests"]) == ["chi_square", "pairwise", "sequential"]
@@ -425,3 +428,131 @@ def test_api_token_is_the_data_directorys(runner, tmp_path, monkeypatch):
     refused = runner.invoke(main, ["api-token"])
     assert refused.exit_code == 1, refused.output
     assert "in production set ABTEST_API_TOKEN" in refused.output
+
+
+def warnings(lines: list[str]) -> list[str]:
+    """Each warning in the output, its wrapped lines (at most 100 characters) joined."""
+    found = []
+    for line in lines:
+        if line.startswith("Warning:"):
+            found.append(line)
+        elif found and line.startswith("  "):
+            found[-1] += " " + line.strip()
+        elif found:
+            break  # the blank line after the warnings
+        assert not found or len(line) <= 100, line
+    return found
+
+
+def test_stats_shows_every_count_and_what_the_verdict_counts(runner, service, redis_client):
+    from abtest import keys
+
+    # B's slot is seen by 31% of its readers, A's and C's by 52%.
+    redis_client.hset(
+        keys.counts(SLUG),
+        mapping={
+            "i:a": 2000, "s:a": 1040, "c:a": 60, "q:a": 24,
+            "i:b": 2000, "s:b": 620, "c:b": 40, "q:b": 31,
+            "i:c": 2000, "s:c": 1040, "c:c": 50, "q:c": 5,
+        },
+    )  # fmt: skip
+    result = runner.invoke(main, ["stats", SLUG])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "Counting clicks per reader served (reward=click, denominator=served)." in lines
+    assert "Every count (rates per reader served):" in lines
+    header = next(line for line in lines if line.lstrip().startswith("served"))
+    assert header.split() == ["served", "seen", "seen", "share", "clicks", "quality"] + [
+        "clicks",
+        "click",
+        "rate",
+        "quality",
+        "rate",
+    ]
+    row_b = lines[lines.index(header) + 2].split()
+    # 40 / 2000 and 31 / 2000, per reader served.
+    assert row_b == ["B", "2,000", "620", "31%", "40", "31", "2.00%", "1.55%"]
+    (warning,) = warnings(lines)
+    assert warning.startswith(
+        "Warning: B's slot was seen by 31% of the readers it was served to, the other "
+        "headlines' by 52%"
+    )
+    assert warning.endswith(
+        f"consider counting per reader who saw it (abtest experiments settings {SLUG} "
+        "--denominator seen)."
+    )
+
+    changed = runner.invoke(
+        main, ["experiments", "settings", SLUG, "--reward", "quality", "--denominator", "seen"]
+    )
+    assert changed.exit_code == 0, changed.output
+    assert changed.output.strip() == (
+        f"{SLUG}: allocation=clicks, caring=0.02, reward=quality, denominator=seen"
+    )
+    result = runner.invoke(main, ["stats", SLUG])
+    lines = result.output.splitlines()
+    assert "Counting quality clicks per reader who saw it (reward=quality, denominator=seen)." in (
+        lines
+    )
+    assert "Every count (rates per reader who saw it):" in lines
+    header = next(line for line in lines if line.lstrip().startswith("impressions"))
+    # The verdict's table counts quality clicks per reader who saw it: B's 31 of 620.
+    assert lines[lines.index(header) + 2].split()[:4] == ["B", "620", "31", "5.00%"]
+    row_b = next(line for line in lines if line.startswith("B ") and "2,000" in line).split()
+    assert row_b[-2:] == ["6.45%", "5.00%"]  # 40 / 620 and 31 / 620
+    document = json.loads(runner.invoke(main, ["stats", SLUG, "--json"]).output)
+    assert (document["reward"], document["denominator"]) == ("quality", "seen")
+    assert document["seen_check"]["flagged"] == ["b"]
+
+
+def test_settings_of_what_counts_refuse_bad_values_clearly(runner, service):
+    for arguments, message in (
+        (["--reward", "likes"], "Invalid value for '--reward': 'likes' is not one of"),
+        (["--denominator", "all"], "Invalid value for '--denominator': 'all' is not one of"),
+        (["--reward", "click"], "nothing changed: the test has these settings already"),
+    ):
+        refused = runner.invoke(main, ["experiments", "settings", SLUG, *arguments])
+        assert refused.exit_code != 0 and message in refused.output, refused.output
+    experiment = service.store.get(SLUG)
+    assert (experiment.reward, experiment.denominator) == ("click", "served")
+    assert service.audit(SLUG) == []
+    # Only what is given changes; the audit entry says from what to what.
+    done = runner.invoke(main, ["experiments", "settings", SLUG, "--denominator", "seen"])
+    assert done.exit_code == 0, done.output
+    experiment = service.store.get(SLUG)
+    assert (experiment.allocation, experiment.reward, experiment.denominator) == (
+        "clicks",
+        "click",
+        "seen",
+    )
+    (entry,) = service.audit(SLUG)
+    assert entry["settings_from"]["denominator"] == "served"
+    assert entry["settings"]["denominator"] == "seen"
+
+
+def test_stats_says_when_seen_counts_are_not_measured(runner, service):
+    service.set_settings(SLUG, "clicks", 0.02, "ed", denominator="seen")
+    result = runner.invoke(main, ["stats", SLUG])
+    assert result.exit_code == 0, result.output
+    (warning,) = warnings(result.output.splitlines())
+    assert "pages with the snippet (/abtest.js) or abtest's own pages" in warning
+    assert warning.endswith(f"(abtest experiments settings {SLUG} --denominator served).")
+
+
+def test_experiments_create_with_what_counts(runner, redis_client, tmp_path):
+    from abtest import keys
+
+    story = {"slug": "quality-first", "title": "T", "headlines": ["A", "B"], "body": "x"}
+    path = tmp_path / "story.json"
+    path.write_text(json.dumps(story | {"reward": "quality", "denominator": "seen"}))
+    created = runner.invoke(main, ["experiments", "create", str(path)])
+    assert created.exit_code == 0, created.output
+    assert "reward=quality, denominator=seen" in created.output
+    meta = redis_client.hgetall(keys.meta("quality-first"))
+    assert (meta["reward"], meta["denominator"]) == ("quality", "seen")
+    path.write_text(json.dumps(story | {"slug": "bad-one", "reward": "likes", "denominator": 1}))
+    invalid = runner.invoke(main, ["experiments", "create", str(path)])
+    assert invalid.exit_code != 0
+    assert "reward: choose click or quality, not 'likes'" in invalid.output
+    assert "denominator: choose served or seen, not 1" in invalid.output
+    assert not redis_client.exists(keys.meta("bad-one"))
