@@ -440,7 +440,8 @@ def experiments() -> None:
 
 @experiments.command("list")
 def list_experiments() -> None:
-    """A table of every experiment: its status, counts, settings and winner's headline."""
+    """A table of every experiment: its status, counts, settings, what its statistics count
+    and its winner's headline."""
     with _service() as service:
         found = service.fresh_all()
     if not found:
@@ -452,7 +453,7 @@ def list_experiments() -> None:
 def experiments_table(found: list[Experiment]) -> list[str]:
     """``abtest experiments list``'s lines: a header, then one row per experiment."""
     header = ("slug", "status", "headlines", "impressions", "clicks", "allocation", "caring")
-    rows = [(*header, "winner")]
+    rows = [(*header, "reward", "denominator", "winner")]
     for experiment in found:
         winner = ""
         if experiment.winner:
@@ -467,6 +468,8 @@ def experiments_table(found: list[Experiment]) -> list[str]:
                 f"{sum(experiment.clicks):,}",
                 experiment.allocation,
                 f"{experiment.caring:g}",
+                experiment.reward,
+                experiment.denominator,
                 winner,
             )
         )

@@ -192,11 +192,13 @@ def test_experiments_create_and_list(runner, redis_client, tmp_path):
         "clicks",
         "allocation",
         "caring",
+        "reward",
+        "denominator",
         "winner",
     ]
     assert [row.split() for row in rows] == [
-        ["budget-vote", "running", "2", "0", "0", "clicks", "0.02"],
-        [SLUG, "running", "3", "0", "0", "clicks", "0.02"],
+        ["budget-vote", "running", "2", "0", "0", "clicks", "0.02", "click", "served"],
+        [SLUG, "running", "3", "0", "0", "clicks", "0.02", "click", "served"],
     ]
     again = runner.invoke(main, ["experiments", "create", str(toml)])
     assert again.exit_code != 0 and "exists already" in again.output
@@ -550,6 +552,9 @@ def test_experiments_create_with_what_counts(runner, redis_client, tmp_path):
     assert "reward=quality, denominator=seen" in created.output
     meta = redis_client.hgetall(keys.meta("quality-first"))
     assert (meta["reward"], meta["denominator"]) == ("quality", "seen")
+    listed = runner.invoke(main, ["experiments", "list"]).output.splitlines()
+    (row,) = [line.split() for line in listed if line.startswith("quality-first ")]
+    assert row[7:9] == ["quality", "seen"]
     path.write_text(json.dumps(story | {"slug": "bad-one", "reward": "likes", "denominator": 1}))
     invalid = runner.invoke(main, ["experiments", "create", str(path)])
     assert invalid.exit_code != 0
