@@ -609,6 +609,11 @@ def listing_row(report: ExperimentReport, now: float) -> dict[str, Any]:
     stats = report.stats
     decided = report.status == DECIDED and report.winner is not None
     index = report.winner_index if decided else stats.leader()
+    # What the numbers count, said only when it is not every click per reader served.
+    signals = _signals(report)
+    measures = None
+    if (signals.reward, signals.denominator) != (CLICK, SERVED):
+        measures = measures_text(signals.reward, signals.denominator)
     return {
         "slug": report.slug,
         "title": report.title or report.slug,
@@ -625,4 +630,5 @@ def listing_row(report: ExperimentReport, now: float) -> dict[str, Any]:
         "created_iso": iso(report.created_at),
         "started": utc(report.created_at),
         "verdict": verdict_view(report),
+        "measures": measures,
     }

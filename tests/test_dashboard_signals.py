@@ -148,6 +148,11 @@ def test_the_verdict_counts_what_the_editor_chose(
     assert "Counting quality clicks per reader who saw it." in editor.get(
         f"/dashboard/{SLUG}/decide?variant=b"
     ).get_data(True)
+    # The list says so too, for a test that doesn't count every click per reader served.
+    listing = editor.get("/dashboard/").get_data(True)
+    assert "Counting quality clicks per reader who saw it." in listing
+    service.set_settings(SLUG, "clicks", 0.02, "editor", reward="click", denominator="served")
+    assert "Counting" not in editor.get("/dashboard/").get_data(True)
 
 
 def test_a_headline_seen_by_fewer_of_its_readers_is_flagged(
