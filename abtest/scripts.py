@@ -255,7 +255,8 @@ _MARKERS = {
 #: ARGV[1] definition JSON, ARGV[2] now (s), ARGV[3] allocation mode,
 #: ARGV[4] threshold of caring (a share of the leader's CTR),
 #: ARGV[5] (optional) status: running (the default), draft or scheduled,
-#: ARGV[6] (optional) a scheduled experiment's start time (s)
+#: ARGV[6] (optional) a scheduled experiment's start time (s),
+#: ARGV[7], ARGV[8] (optional) the reward and the denominator ("" or absent: the defaults)
 #:
 #: Creates the experiment, in that status, unless it exists; never touches counts.
 #: Returns {1, created_at} if created, {0, created_at as stored} if it was
@@ -270,6 +271,8 @@ redis.call('HSET', KEYS[1], 'definition', ARGV[1], 'status', ARGV[5] or 'running
            'created_at', ARGV[2], 'updated_at', ARGV[2], 'allocation', ARGV[3],
            'caring', ARGV[4])
 if ARGV[5] == 'scheduled' then redis.call('HSET', KEYS[1], 'starts_at', ARGV[6]) end
+if ARGV[7] and ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'reward', ARGV[7]) end
+if ARGV[8] and ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'denominator', ARGV[8]) end
 return {1, ARGV[2]}
 """
 

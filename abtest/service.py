@@ -26,6 +26,7 @@ from . import metrics
 from .breaker import CircuitBreaker, OutageLog
 from .forks import reset_after_fork
 from .model import (
+    CLICK,
     CLICKS,
     DECIDED,
     DEFAULT_CARING,
@@ -34,6 +35,7 @@ from .model import (
     PUBLISHED,
     RUNNING,
     SCHEDULED,
+    SERVED,
     VARIANT_IDS,
     Definition,
     Experiment,
@@ -772,6 +774,8 @@ class Service:
         status: str = RUNNING,
         starts_at: float | None = None,
         editor: str | None = None,
+        reward: str = CLICK,
+        denominator: str = SERVED,
     ) -> bool:
         """Store a new experiment; False if the slug is taken.
 
@@ -782,9 +786,12 @@ class Service:
         ``starts_at`` that is not in the future.  ``status`` is ``running``
         (readers are tested from now on), ``draft`` (readers can't reach it)
         or ``scheduled`` (it goes live by itself at ``starts_at``, Unix
-        seconds).  With ``editor``, the creation is kept in the audit log.
+        seconds).  ``reward`` and ``denominator`` choose what its statistics
+        count (:func:`~abtest.model.check_measures`).  With ``editor``, the
+        creation is kept in the audit log.
         """
         allocation, caring = check_settings(allocation, caring)
+        reward, denominator = check_measures(reward, denominator)
         if status not in (DRAFT, SCHEDULED, RUNNING):
             raise InvalidExperiment(
                 {"status": f"create it running, as a draft or scheduled, not {status!r}"}
@@ -798,6 +805,8 @@ class Service:
             caring=caring,
             status=status,
             starts_at=starts_at,
+            reward=reward,
+            denominator=denominator,
         )
         if created:
             if editor is not None:

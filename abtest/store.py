@@ -301,12 +301,15 @@ class RedisStore:
         caring: float = DEFAULT_CARING,
         status: str = RUNNING,
         starts_at: float | None = None,
+        reward: str = CLICK,
+        denominator: str = SERVED,
     ) -> bool:
         """Store a new experiment, running unless ``status`` says draft or
         scheduled (at ``starts_at``); False (and nothing changed) if the slug exists.
 
-        ``allocation`` and ``caring`` are checked already
-        (:func:`abtest.model.check_settings`).  The definition is written
+        ``allocation``, ``caring``, ``reward`` and ``denominator`` are checked
+        already (:func:`abtest.model.check_settings`,
+        :func:`~abtest.model.check_measures`).  The definition is written
         first (one script, on the experiment's own slot), then the slug is
         added to the index, which lives on a slot of its own: a creation cut
         off between the two leaves an experiment missing from the index, and
@@ -323,6 +326,8 @@ class RedisStore:
                 repr(float(caring)),
                 status,
                 "" if starts_at is None else repr(float(starts_at)),
+                reward,
+                denominator,
             ],
         )
         self.redis.zadd(keys.EXPERIMENTS, {definition.slug: float(created_at)}, nx=True)
