@@ -584,15 +584,13 @@ def create_experiment(path: Path, draft: bool, starts_at: str | None) -> None:
                 status=status,
                 starts_at=moment,
                 editor=_actor(),
+                reward=reward,
+                denominator=denominator,
             )
         except InvalidExperiment as invalid:
             raise click.ClickException("; ".join(invalid.errors.values())) from None
         if not created:
             raise click.ClickException(f"an experiment {definition.slug!r} exists already")
-        if (reward, denominator) != (CLICK, SERVED):
-            # Counts are kept whatever is counted, so choosing just after
-            # creating loses nothing, even with readers already counted.
-            service.set_settings(definition.slug, allocation, caring, _actor(), reward, denominator)
     made = {DRAFT: " as a draft", SCHEDULED: f", starting {_utc(moment)}"}.get(status, "")
     click.echo(
         f"created {definition.slug}{made} with {len(definition.headlines)} headlines"

@@ -552,6 +552,8 @@ def test_experiments_create_with_what_counts(runner, redis_client, tmp_path):
     assert "reward=quality, denominator=seen" in created.output
     meta = redis_client.hgetall(keys.meta("quality-first"))
     assert (meta["reward"], meta["denominator"]) == ("quality", "seen")
+    # Created with them, in one step: one audit entry.
+    assert redis_client.llen(keys.audit("quality-first")) == 1
     listed = runner.invoke(main, ["experiments", "list"]).output.splitlines()
     (row,) = [line.split() for line in listed if line.startswith("quality-first ")]
     assert row[7:9] == ["quality", "seen"]
