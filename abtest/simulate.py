@@ -63,8 +63,9 @@ Under decay each headline's CTR is also estimated stratified by hour
 (:func:`abtest.stratified.stratify`, the stats document's estimator) beside
 the pooled CTR, at every look: how often each names a headline other than
 the best, at the end and when its own P(best) >= 0.95 rule calls it (the
-normal approximation with each estimate's standard error), and how many
-readers that call takes (:class:`EstimateOutcome`).
+normal approximation with each estimate's standard error, once every
+headline has :data:`MIN_CLICKS` clicks), and how many readers that call
+takes (:class:`EstimateOutcome`).
 """
 
 from __future__ import annotations
@@ -118,6 +119,11 @@ PROB_BEST_RULE = 0.95
 #: clicks, 0.1 from 30, 0.06 from 60 and 0.02 from 200; the bands are twice that.
 NEAR = ((200, 0.94, 1.05), (60, 0.93, 1.12), (30, 0.93, 1.2), (0, 0.87, 2.0))
 
+#: Clicks every headline needs before a P(best) rule on normal estimates may fire:
+#: with fewer, a standard error estimated from the clicks themselves is too small
+#: (a headline's first clicks, or its lack of them, decide the call).
+MIN_CLICKS = 10
+
 #: Runs whose rules are evaluated together (memory: runs x looks x K x 48 floats).
 CHUNK = 50
 
@@ -161,8 +167,8 @@ class EstimateOutcome:
     the last look is not the best headline (a tie at the top names none, and
     counts as wrong).  ``fired``, ``wrong`` and ``median_readers`` are those
     of the rule "the leader has P(best) >= 0.95" under independent normal
-    estimates with this estimate's standard errors, as in
-    :class:`RuleOutcome`.
+    estimates with this estimate's standard errors, once every headline has
+    :data:`MIN_CLICKS` clicks, as in :class:`RuleOutcome`.
     """
 
     estimate: str
@@ -754,7 +760,11 @@ def _strict_best(truth: np.ndarray) -> np.ndarray:
 
 
 def compare_estimates(
-    counts: Counts, denominator: str, truth: np.ndarray, look_every: int
+    counts: Counts,
+    denominator: str,
+    truth: np.ndarray,
+    look_every: int,
+    min_clicks: int = MIN_CLICKS,
 ) -> dict[str, EstimateOutcome]:
     """Pooled against stratified-by-hour CTRs at every look of every run (needs hourly counts).
 
@@ -762,10 +772,10 @@ def compare_estimates(
     :func:`abtest.stratify`, the stats document's estimator, which names the
     leader under each estimate.  The P(best) >= 0.95 rule of each treats the
     headlines' CTRs as independent normals: the pooled CTR ``x / n`` with
-    standard error ``sqrt(p (1 - p) / n)``, the stratified one with its own;
-    a look where some headline's standard error is zero (or there is no
-    common hour) does not fire.  The truth is each run's CTRs among readers
-    who saw the headline.
+    standard error ``sqrt(p (1 - p) / n)``, the stratified one with its own.
+    A look fires only where every headline has ``min_clicks`` clicks, every
+    standard error is above zero and there is a common hour.  The truth is
+    each run's CTRs among readers who saw the headline.
     """
     if counts.hour_starts is None:
         raise ValueError("stratified estimates need the counts by hour: simulate with a half-life")
@@ -803,12 +813,13 @@ def compare_estimates(
         pooled = k / n
         pooled_se = np.sqrt(pooled * (1.0 - pooled) / n)
     best = _strict_best(truth)
+    enough = (k >= min_clicks).all(axis=-1)
     out = {}
     for index, (name, mean, se) in enumerate(
         (("pooled", pooled, pooled_se), ("stratified", strat_ctr, strat_se))
     ):
         leader = leaders[index]
-        usable = (leader >= 0) & (np.nan_to_num(se) > 0).all(axis=-1)
+        usable = (leader >= 0) & (np.nan_to_num(se) > 0).all(axis=-1) & enough
         fired = np.zeros((runs, looks), dtype=bool)
         for start in range(0, runs, CHUNK):
             part = slice(start, start + CHUNK)
@@ -1210,8 +1221,8 @@ def _signals(outcome: ScenarioOutcome) -> list[str]:
         return lines
     lines += [
         "",
-        f"CTR by hour (stratified) against pooled, P(best) >= {PROB_BEST_RULE} "
-        "under normal estimates:",
+        f"CTR by hour (stratified) against pooled, P(best) >= {PROB_BEST_RULE} under normal "
+        f"estimates from {MIN_CLICKS} clicks a headline:",
     ]
     rows = [
         (

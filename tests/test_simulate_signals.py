@@ -11,10 +11,18 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from scipy import stats
+from scipy import integrate, stats
 
 from abtest.cli import main
-from abtest.simulate import compare_estimates, hour_starts, run_readers, simulate
+from abtest.simulate import (
+    MIN_CLICKS,
+    compare_estimates,
+    hour_starts,
+    normal_prob_best,
+    run_readers,
+    simulate,
+)
+from abtest.stratified import stratify
 
 #: Bounds that a correct simulator misses once in a million tries.
 LEVEL = 1 - 1e-6
@@ -191,6 +199,89 @@ def test_without_signals_the_output_is_unchanged():
     outcome = simulate([0.01, 0.03], readers=1000, runs=5, allocations=("uniform", "clicks"))
     assert all(not a.denominators for a in outcome.allocations.values())
     assert "denominators" not in json.dumps(outcome.to_dict())
+
+
+def prob_best_by_quadrature(mean, se, leader):
+    """P(leader's normal is the largest), by scipy's adaptive quadrature."""
+
+    def density(x):
+        others = [
+            stats.norm.cdf(x, m, s)
+            for v, (m, s) in enumerate(zip(mean, se, strict=True))
+            if v != leader
+        ]
+        return stats.norm.pdf(x, mean[leader], se[leader]) * math.prod(others)
+
+    centre, width = mean[leader], se[leader]
+    return integrate.quad(density, centre - 12 * width, centre + 12 * width, epsabs=1e-12)[0]
+
+
+def test_normal_prob_best_matches_quadrature():
+    rng = np.random.default_rng(16)
+    for _ in range(20):
+        mean = rng.uniform(0.01, 0.03, size=3)
+        se = rng.uniform(0.001, 0.006, size=3)
+        leader = int(np.argmax(mean))
+        expected = prob_best_by_quadrature(mean, se, leader)
+        assert normal_prob_best(mean, se, np.array(leader)) == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("seed", [22, 23, 25, 26])
+def test_pooled_and_stratified_calls_match_a_direct_computation(seed):
+    # One run under decay, the bandit moving traffic, hours of 1,800 readers: at
+    # every look the hours so far go through stratify and P(best) through
+    # quadrature, written out here.  The seeds give runs where both call the
+    # same headline at different looks, only the stratified one calls, the
+    # stratified one calls the worse headline, and neither calls.
+    look_every = 400
+    truth = np.array([[0.03, 0.036]])
+    counts = run_readers(
+        truth,
+        16_000,
+        "clicks",
+        np.random.default_rng(seed),
+        half_life=2.0,
+        rate=0.5,
+        look_every=look_every,
+    )
+    served, clicks = counts.served[0], counts.clicks[0]
+    starts = counts.hour_starts.tolist()
+    first = {"pooled": None, "stratified": None}
+    leaders = {}
+    for look in range(served.shape[0]):
+        reached = (look + 1) * look_every
+        hours = [h for h, start in enumerate(starts) if start < reached]
+        edges_n = [counts.hour_served[0, h] for h in hours] + [served[look]]
+        edges_k = [counts.hour_clicks[0, h] for h in hours] + [clicks[look]]
+        result = stratify(
+            [[int(edges_n[h + 1][v] - edges_n[h][v]) for h in hours] for v in range(2)],
+            [[int(edges_k[h + 1][v] - edges_k[h][v]) for h in hours] for v in range(2)],
+        )
+        pooled_se = [
+            math.sqrt(r.pooled * (1 - r.pooled) / n)
+            for r, n in zip(result.variants, served[look], strict=True)
+        ]
+        estimates = {
+            "pooled": (result.pooled_leader, [r.pooled for r in result.variants], pooled_se),
+            "stratified": (
+                result.leader,
+                [r.ctr for r in result.variants],
+                [r.se for r in result.variants],
+            ),
+        }
+        for name, (leader, mean, se) in estimates.items():
+            leaders[name] = leader
+            if first[name] is not None or leader is None or min(clicks[look]) < MIN_CLICKS:
+                continue
+            if min(se) > 0 and prob_best_by_quadrature(mean, se, leader) >= 0.95:
+                first[name] = (reached, leader)
+    outcome = compare_estimates(counts, "served", truth, look_every)
+    for name in ("pooled", "stratified"):
+        called = first[name] is not None
+        assert outcome[name].fired == float(called)
+        assert outcome[name].median_readers == (first[name][0] if called else None)
+        assert outcome[name].wrong == float(called and first[name][1] != 1)
+        assert outcome[name].wrong_at_end == float(leaders[name] != 1)
 
 
 # -- the command ----------------------------------------------------------------------------
