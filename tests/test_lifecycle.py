@@ -60,7 +60,7 @@ def front_slugs(client) -> list[str]:
     """The stories on the front page, top first, told apart by their first paragraph
     (a teaser links through a click token, or straight to the story)."""
     found = []
-    for teaser in front(client).text.split('<article class="teaser">')[1:]:
+    for teaser in front(client).text.split('<article class="teaser"')[1:]:
         for definition in (STORY, OTHER, THIRD):
             if definition.body[0] in teaser:
                 found.append(definition.slug)

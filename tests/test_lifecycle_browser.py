@@ -296,7 +296,7 @@ def _front_slugs(base: str) -> list[tuple[str, str]]:
     """(slug, headline) per teaser on a new reader's front page, top first."""
     page = Reader(base).get("/")
     found = []
-    for teaser in page.split('<article class="teaser">')[1:]:
+    for teaser in page.split('<article class="teaser"')[1:]:
         headline = re.search(r"<h2><a [^>]*>([^<]+)</a></h2>", teaser).group(1)
         slug = {"Harbour": "harbour-fire", "School": "school-prize"}.get(headline.split()[0], SLUG)
         found.append((slug, headline))
