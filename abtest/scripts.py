@@ -93,7 +93,7 @@ return status
 #: KEYS[8] seen markers hash
 #: ARGV[1] variant id, ARGV[2] visitor ref (the marker's field), ARGV[3] marker TTL (s),
 #: ARGV[4] deadline (microseconds in Redis's clock; "" for none),
-#: ARGV[5] the client's budget field ("" for no budget)
+#: ARGV[5] the client's budget field ("" for no budget), ARGV[6] seen marker TTL (s)
 #:
 #: Counts the click only while running, only by the deadline, never past the
 #: variant's impressions, only once per visitor (the visitor's field in the
@@ -248,7 +248,7 @@ _HASH_EXPIRY = "redis.call('EXPIRE', KEYS[{key}], ARGV[{ttl}])"
 #: marker) {seen_expiry}.
 _MARKERS = {
     "marker_expiry": {CLICK: (7, 2, 3), SEEN: (7, 2, 3), ENGAGED: (6, 1, 2)},
-    "seen_expiry": {CLICK: (8, 2, 3)},
+    "seen_expiry": {CLICK: (8, 2, 6)},
 }
 
 #: KEYS[1] meta hash

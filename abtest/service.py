@@ -133,6 +133,9 @@ class Assignment(NamedTuple):
     #: Signed click token, or None when a click would not be counted
     #: (paused, decided, bots, prefetches, or Redis unreachable).
     click_token: str | None
+    #: Whether this visitor's impression was counted as seen already (their
+    #: cookie says so): nothing is left for a seen beacon to report.
+    seen: bool = False
 
     @property
     def headline(self) -> str:
@@ -195,6 +198,10 @@ class Service:
         # visitor can still present: their assignment (the cookie) plus the
         # lifetime of a token minted on its last day.
         self.click_marker_ttl = int(visitor_lifetime) + click_tokens.max_age
+        # A seen marker only stops a replay of the token it counted, so it lives
+        # as long as a token; the visitor's cookie remembers the seen impression
+        # after that (a returning visitor's pages ask for no beacon).
+        self.seen_marker_ttl = click_tokens.max_age
         #: The engaged time (s) on the story page that makes a click a quality click.
         self.quality_seconds = float(quality_seconds)
         self.clock = clock
@@ -286,7 +293,7 @@ class Service:
         if len(assignments) > 1:  # a single assignment was just made: it is live
             live = {e.slug for e in self.experiments() if e.status != DECIDED}
             kept = [(slug, variant) for slug, variant in assignments.items() if slug in live]
-            visitor = Visitor(visitor.id, dict(kept[-MAX_ASSIGNMENTS:]))
+            visitor = Visitor(visitor.id, dict(kept[-MAX_ASSIGNMENTS:]), visitor.seen)
         return self.visitor_cookies.dumps(visitor)
 
     def assign(
@@ -354,7 +361,10 @@ class Service:
             else:
                 ref = ref or visitor_ref(visitor.id)
                 token = self.click_tokens.sign(slug, variant, ref)
-                assignments.append(Assignment(experiment, variant, token))
+                seen = visitor.seen
+                assignments.append(
+                    Assignment(experiment, variant, token, bool(seen) and slug in seen)
+                )
         return Served(visitor, assignments)
 
     def _exclude_impressions(
@@ -499,6 +509,7 @@ class Service:
                 token.variant,
                 token.visitor_ref,
                 self.click_marker_ttl,
+                seen_ttl=self.seen_marker_ttl,
                 now=self.clock(),
                 client=self.client_ref(client),
                 deadline=self._deadline(),
@@ -521,23 +532,25 @@ class Service:
         return ClickOutcome(slug=token.slug, counted=result.counted)
 
     def record_seen(
-        self, tokens: Sequence[str], cookie: str | None, *, client: str | None = None
-    ) -> int:
-        """Count the impressions a seen beacon reports, each once; the number counted.
+        self, tokens: Sequence[str], visitor: Visitor, *, client: str | None = None
+    ) -> tuple[int, Visitor]:
+        """Count the impressions a seen beacon reports, each once: the number counted,
+        and the visitor with every reported impression marked seen (for their cookie).
 
         ``tokens`` are the assignments' click tokens, which the beacon sends
         back: each names the story, the headline and (by its ref) the visitor,
         and only this service can sign one, so a beacon cannot name a headline
-        nobody was served.  As for a click, the cookie's visitor id must hash
-        to each token's ref (a token copied out of a page counts for no one
-        else) and list the token's headline.  Every token is checked before
-        anything is counted: one forged or foreign token refuses the beacon
-        (:class:`InvalidLink`, :class:`ActionRefused`).  Expired tokens, stories
-        no longer running, repeats (the seen markers) and beacons past the
-        address's impression budget count nothing.
+        nobody was served.  ``visitor`` is the one the request's signed cookie
+        names: their id must hash to each token's ref (a token copied out of a
+        page counts for no one else) and their assignments list the token's
+        headline.  Every token is checked before anything is counted: one
+        forged or foreign token refuses the beacon (:class:`InvalidLink`,
+        :class:`ActionRefused`).  Impressions the cookie says were seen, expired
+        tokens, stories no longer running, repeats (the seen markers, which
+        last a token's lifetime) and beacons past the address's impression
+        budget count nothing.
         """
-        visitor_id = cookie_visitor_id(cookie)
-        ref = None if visitor_id is None else visitor_ref(visitor_id)
+        ref = visitor_ref(visitor.id)
         seen = {}
         for token in tokens:
             try:
@@ -551,13 +564,15 @@ class Service:
                 metrics.seen("refused", "forged")
                 raise InvalidLink("this beacon's token is not valid") from None
             if (
-                ref is None
-                or not hmac.compare_digest(ref, parsed.visitor_ref)
-                or not cookie_records(cookie, parsed.slug, parsed.variant)
+                not hmac.compare_digest(ref, parsed.visitor_ref)
+                or visitor.assignments.get(parsed.slug) != parsed.variant
             ):
                 metrics.seen("refused", "foreign")
                 raise ActionRefused("this beacon's token was not issued to this browser")
-            seen[parsed.slug] = parsed
+            if parsed.slug in visitor.seen:
+                metrics.seen("uncounted", "repeat")
+            else:
+                seen[parsed.slug] = parsed
         entries = self.snapshot.entries()
         wanted = [
             (slug, token.variant, token.visitor_ref)
@@ -567,14 +582,14 @@ class Service:
             and token.variant in entries[slug].experiment.variant_ids
         ]
         if not wanted:
-            return 0
+            return 0, visitor
         if not self.breaker.allow():
             metrics.seen("uncounted", CIRCUIT_OPEN, len(wanted))
-            return 0
+            return 0, visitor
         try:
             results = self.store.record_seen(
                 wanted,
-                self.click_marker_ttl,
+                self.seen_marker_ttl,
                 now=self.clock(),
                 client=self.client_ref(client),
                 deadline=self._deadline(),
@@ -583,16 +598,25 @@ class Service:
             self.breaker.failed(error)
             metrics.seen("uncounted", REDIS_UNAVAILABLE, len(wanted))
             self.outage_log.warning("seen impressions not counted, Redis unreachable: %s", error)
-            return 0
+            return 0, visitor
         self.breaker.succeeded()
-        for result in results:
+        marked = []
+        for (slug, _, _), result in zip(wanted, results, strict=True):
             if result.counted:
                 metrics.seen("counted")
+                marked.append(slug)
             elif result.reason == RATE_LIMITED:
                 metrics.seen("excluded", RATE_LIMITED)
+            elif result.status != RUNNING:
+                metrics.seen("uncounted", result.reason or "not-running")
+            elif not result.reason:
+                metrics.seen("uncounted", "repeat")
+                marked.append(slug)  # counted before (by a beacon or a click)
             else:
-                metrics.seen("uncounted", result.reason or ("repeat" if result.status else ""))
-        return sum(result.counted for result in results)
+                metrics.seen("uncounted", result.reason)
+        return len([r for r in results if r.counted]), (
+            visitor.with_seen(marked) if marked else visitor
+        )
 
     def record_engaged(self, slug: str, cookie: str | None, seconds: float) -> bool:
         """Count a quality click: the visitor whose click on ``slug`` was counted

@@ -736,12 +736,15 @@ return 1
         *,
         client: str | None = None,
         deadline: int | None = None,
+        seen_ttl: int | None = None,
     ) -> ClickResult:
         """Count a click unless this visitor's click was counted already.
 
         ``visitor`` names the visitor in the markers hash (the service passes
         the click token's visitor ref); the marker expires ``marker_ttl``
-        seconds on.  ``client`` and ``deadline`` as for :meth:`record_impressions`.
+        seconds on, and the seen marker the click sets (unless there is one)
+        ``seen_ttl`` (default: ``marker_ttl``).  ``client`` and ``deadline`` as
+        for :meth:`record_impressions`.
         """
         now = time.time() if now is None else now
         minute, window = int(now) // 60, int(now) // self.budget_window
@@ -749,7 +752,20 @@ return 1
         budget = client if client and self.budget_clicks else ""
         late = "" if deadline is None else str(deadline)
         (reply,) = self._marked(
-            self._clicks, [(call_keys, (variant, visitor, int(marker_ttl), late, budget))]
+            self._clicks,
+            [
+                (
+                    call_keys,
+                    (
+                        variant,
+                        visitor,
+                        int(marker_ttl),
+                        late,
+                        budget,
+                        int(marker_ttl if seen_ttl is None else seen_ttl),
+                    ),
+                )
+            ],
         )
         return _click_result(reply)
 

@@ -7,7 +7,9 @@ directly rather than through itsdangerous's JSON serializers: no JSON, no
 zlib attempt, no base64 of the payload, and every part of the payload is
 already URL- and cookie-safe:
 
-- visitor cookie: ``<visitor id>:<slug>=<variant>:<slug>=<variant>...``
+- visitor cookie: ``<visitor id>:<slug>=<variant>:<slug>=<variant>...``, the
+  variant in capitals once the visitor's impression of that story was seen
+  (so a returning visitor's is never reported seen twice)
 - click token:    ``<slug>:<variant>:<visitor ref>`` plus a timestamp
 
 A click token names its visitor by a hash of their id (:func:`visitor_ref`),
@@ -48,6 +50,8 @@ _ID_TEXT, _SLUG_TEXT, _VARIANT_TEXT = r"[A-Za-z0-9_-]{1,64}", r"[a-z0-9-]{1,64}"
 _VISITOR_ID = re.compile(_ID_TEXT)
 _SLUG = re.compile(_SLUG_TEXT)
 _VARIANT = re.compile(_VARIANT_TEXT)
+# A variant as the cookie writes it: in capitals once seen.
+_COOKIE_VARIANT = re.compile(r"[a-zA-Z]")
 # The id a visitor cookie's value starts with (matched with match).
 _COOKIE_VISITOR_ID = re.compile(_ID_TEXT + r"(?=[:.])")
 # A click token's payload: <slug>:<variant>:<visitor ref>.
@@ -69,22 +73,34 @@ class ExpiredToken(InvalidToken):
         self.token = token
 
 
+_NONE_SEEN: frozenset[str] = frozenset()
+
+
 class _VisitorFields(NamedTuple):
     id: str
     assignments: Mapping[str, str]
+    seen: frozenset[str]
 
 
 class Visitor(_VisitorFields):
-    """One browser: its id and the variant it was assigned in each experiment.
+    """One browser: its id, the variant it was assigned in each experiment, and
+    the experiments whose impression was counted as seen.
 
     Immutable: ``assignments`` is a read-only mapping, in the order the
-    assignments were made; :meth:`with_assignments` makes a new visitor.
+    assignments were made; :meth:`with_assignments` and :meth:`with_seen` make
+    a new visitor.
     """
 
     __slots__ = ()
 
-    def __new__(cls, id: str, assignments: Mapping[str, str] | Iterable = ()) -> Visitor:
-        return _visitor(id, dict(assignments))
+    def __new__(
+        cls,
+        id: str,
+        assignments: Mapping[str, str] | Iterable = (),
+        seen: Iterable[str] = (),
+    ) -> Visitor:
+        assignments = dict(assignments)
+        return _visitor(id, assignments, frozenset(seen).intersection(assignments))
 
     @classmethod
     def new(cls) -> Visitor:
@@ -93,12 +109,18 @@ class Visitor(_VisitorFields):
 
     def with_assignments(self, more: Mapping[str, str]) -> Visitor:
         """This visitor with ``more`` assignments added (the newest last)."""
-        return _visitor(self.id, {**self.assignments, **more})
+        return _visitor(self.id, {**self.assignments, **more}, self.seen)
+
+    def with_seen(self, slugs: Iterable[str]) -> Visitor:
+        """This visitor with its impressions of ``slugs`` (of its assignments) seen."""
+        return _visitor(self.id, dict(self.assignments), self.seen.union(slugs))
 
 
-def _visitor(visitor_id: str, assignments: dict[str, str]) -> Visitor:
+def _visitor(
+    visitor_id: str, assignments: dict[str, str], seen: frozenset[str] = _NONE_SEEN
+) -> Visitor:
     """A visitor over ``assignments``, a dict no one else holds (so no copy is made)."""
-    return tuple.__new__(Visitor, (visitor_id, MappingProxyType(assignments)))
+    return tuple.__new__(Visitor, (visitor_id, MappingProxyType(assignments), seen))
 
 
 class VisitorCookies:
@@ -108,8 +130,10 @@ class VisitorCookies:
         self._signer = Signer(secret_key, salt="abtest.visitor")
 
     def dumps(self, visitor: Visitor) -> str:
+        seen = visitor.seen
         parts = [visitor.id] + [
-            f"{slug}={variant}" for slug, variant in visitor.assignments.items()
+            f"{slug}={variant.upper() if seen and slug in seen else variant}"
+            for slug, variant in visitor.assignments.items()
         ]
         return self._signer.sign(":".join(parts)).decode("ascii")
 
@@ -125,12 +149,16 @@ class VisitorCookies:
         if not _VISITOR_ID.fullmatch(visitor_id):
             return None
         assignments = {}
+        seen = []
         for pair in pairs:
             slug, _, variant = pair.partition("=")
-            if not (_SLUG.fullmatch(slug) and _VARIANT.fullmatch(variant)):
+            if not (_SLUG.fullmatch(slug) and _COOKIE_VARIANT.fullmatch(variant)):
                 return None
+            if variant.isupper():
+                variant = variant.lower()
+                seen.append(slug)
             assignments[slug] = variant
-        return _visitor(visitor_id, assignments)
+        return _visitor(visitor_id, assignments, frozenset(seen) if seen else _NONE_SEEN)
 
 
 def visitor_ref(visitor_id: str) -> str:
@@ -157,9 +185,10 @@ def cookie_visitor_id(value: str | None) -> str | None:
 
 
 def cookie_records(value: str, slug: str, variant: str) -> bool:
-    """Whether a visitor cookie's value lists ``slug=variant``, its signature unchecked."""
-    payload = value.rpartition(".")[0]
-    return f":{slug}={variant}:" in payload + ":"
+    """Whether a visitor cookie's value lists ``slug=variant`` (seen or not), its
+    signature unchecked."""
+    payload = value.rpartition(".")[0] + ":"
+    return f":{slug}={variant}:" in payload or f":{slug}={variant.upper()}:" in payload
 
 
 class ClickToken(NamedTuple):

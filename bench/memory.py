@@ -1,6 +1,8 @@
-"""Redis memory per experiment after 1,000,000 impressions and 20,000 clicks.
+"""Redis memory per experiment after 1,000,000 impressions, 300,000 of them seen,
+20,000 clicks and 5,000 quality clicks.
 
-    python bench/memory.py [--impressions 1000000] [--clicks 20000] [--hours 24]
+    python bench/memory.py [--impressions 1000000] [--seen 300000] [--clicks 20000]
+                           [--quality 5000] [--hours 24]
 
 Starts a private redis-server, creates the seed experiment and counts the
 impressions and clicks through the real Lua scripts (RedisStore), spread
@@ -35,9 +37,14 @@ BATCH = 2000
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--impressions", type=int, default=1_000_000)
+    parser.add_argument("--seen", type=int, default=300_000)
     parser.add_argument("--clicks", type=int, default=20_000)
+    parser.add_argument("--quality", type=int, default=5_000)
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--click-ttl", type=int, default=31 * 86_400, help="marker lifetime (s)")
+    parser.add_argument(
+        "--seen-ttl", type=int, default=86_400, help="seen marker lifetime (s): a token's"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="abtest-memory-"))
@@ -59,6 +66,16 @@ def main() -> None:
             store.record_impressions(
                 [(definition.slug, variants[n % 3]) for n in numbers], now=moment
             )
+        # The readers who saw it are the first --seen (the clickers among them).
+        seen_every = max(1, args.impressions // max(args.seen, 1))
+        for first in range(0, args.seen, BATCH):
+            numbers = range(first, min(first + BATCH, args.seen))
+            moment = START + span * first * seen_every / args.impressions
+            store.record_seen(
+                [(definition.slug, variants[n % 3], f"visitor{n}") for n in numbers],
+                args.seen_ttl,
+                now=moment,
+            )
         click_every = max(1, args.impressions // max(args.clicks, 1))
         for number in range(args.clicks):
             moment = START + span * number * click_every / args.impressions
@@ -68,7 +85,11 @@ def main() -> None:
                 f"visitor{number}",
                 args.click_ttl,
                 now=moment,
+                seen_ttl=args.seen_ttl,
             )
+        for number in range(min(args.quality, args.clicks)):
+            moment = START + span * number * click_every / args.impressions
+            store.record_engaged(definition.slug, f"visitor{number}", args.click_ttl, now=moment)
         elapsed = time.perf_counter() - started
 
         families: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -78,6 +99,8 @@ def main() -> None:
                 "m": "per-minute series",
                 "h": "per-hour series",
                 "clicked": "click de-duplication",
+                "seen": "seen de-duplication",
+                "engaged": "quality-click de-duplication",
             }.get(family, family)
             families[family][0] += 1
             families[family][1] += int(client.memory_usage(key, samples=0) or 0)
@@ -88,7 +111,8 @@ def main() -> None:
         server.wait()
 
     print(
-        f"{sum(experiment.impressions):,} impressions and {sum(experiment.clicks):,} clicks "
+        f"{sum(experiment.served):,} impressions ({sum(experiment.seen):,} seen), "
+        f"{sum(experiment.all_clicks):,} clicks ({sum(experiment.quality_clicks):,} quality) "
         f"over {args.hours:g} h, counted in {elapsed:.1f} s\n"
     )
     print("| key family | keys | bytes (MEMORY USAGE) |")
@@ -99,11 +123,12 @@ def main() -> None:
         print(f"| {family} | {count:,} | {size:,} |")
     print(f"| all keys of the experiment | {sum(c for c, _ in families.values()):,} | {total:,} |")
     print(f"\nused_memory growth: {used:,} bytes ({used / 2**20:.1f} MiB)")
-    per_click = families["click de-duplication"][1] / max(args.clicks, 1)
-    print(
-        f"click de-duplication: {per_click:.0f} bytes per click, each expiring after "
-        f"{args.click_ttl} s (the visitor lifetime plus ABTEST_CLICK_TOKEN_TTL)"
-    )
+    for family, per, ttl in (
+        ("click de-duplication", max(args.clicks, 1), args.click_ttl),
+        ("seen de-duplication", max(sum(experiment.seen), 1), args.seen_ttl),
+        ("quality-click de-duplication", max(sum(experiment.quality_clicks), 1), args.click_ttl),
+    ):
+        print(f"{family}: {families[family][1] / per:.0f} bytes per marker, expiring after {ttl} s")
 
 
 if __name__ == "__main__":

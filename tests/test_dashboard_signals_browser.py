@@ -137,8 +137,7 @@ def test_the_seen_warning_appears_live_fits_a_phone_and_passes_axe(
 ):
     from playwright.sync_api import expect
 
-    app, base = live_server
-    service = app.extensions["abtest"]["service"]
+    _, base = live_server
     violations, errors = [], []
     page = watched_page(browser, violations, errors)
     page.set_viewport_size({"width": 390, "height": 844})

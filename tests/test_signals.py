@@ -432,3 +432,35 @@ def test_beacons_are_in_the_metrics(new_client, service):
     engaged_beacon(reader)
     after = read()
     assert {name: after[name] - before[name] for name in before} == dict.fromkeys(before, 1)
+
+
+def test_the_cookie_remembers_a_seen_impression(new_client, service, redis_client, settings):
+    reader = new_client()
+    (one,) = batch(reader)
+    before = reader.get_cookie("abtest_visitor").value
+    response = seen_beacon(reader, [one["token"]])
+    assert response.status_code == 204
+    after = reader.get_cookie("abtest_visitor").value
+    # The variant in capitals: seen.
+    assert f":{SLUG}={one['variant'].upper()}" in after and after != before
+    # The reader's pages ask for no more beacons: no token to report.
+    (again,) = batch(reader)
+    assert again["variant"] == one["variant"] and again["token"] is None
+    assert again["click_url"].startswith("/c/")  # the click still counts
+    assert "data-abtest-token" not in front(reader).get_data(True)
+    # A beacon from the cookie as it was (a replay) meets the seen marker.
+    reader.set_cookie("abtest_visitor", before)
+    assert seen_beacon(reader, [one["token"]]).status_code == 204
+    assert sum(counts(service)["seen"]) == 1
+    # The marker only has to outlive the token it stops.
+    key = f"abtest:{{{SLUG}}}:seen"
+    if service.store.field_ttl:  # Redis 7.4 or newer: each marker expires by itself
+        (field,) = redis_client.hkeys(key)
+        (ttl,) = redis_client.execute_command("HTTL", key, "FIELDS", 1, field)
+    else:
+        ttl = redis_client.ttl(key)
+    assert 0 < ttl <= settings.click_token_ttl
+    # And the click, which needs its headline in the cookie, counts.
+    assert click(reader, again).status_code == 303
+    assert counts(service)["clicks"] == one_hot(one["variant"])
+    assert counts(service)["seen"] == one_hot(one["variant"])

@@ -100,8 +100,9 @@ def assignments():
                 if one.click_token is None
                 else click_path(base, one.click_token),
                 # What the page's seen beacon sends back (POST /api/v1/seen); null
-                # when nothing is counted (paused, decided, bots, Redis away).
-                "token": one.click_token,
+                # when there is nothing to report: not counted (paused, decided,
+                # bots, Redis away), or seen already.
+                "token": None if one.seen else one.click_token,
             }
             for slug, one in zip(slugs, chosen, strict=True)
         ],
@@ -159,7 +160,9 @@ def seen():
     state = context.reader()
     if state.counts:
         try:
-            state.service.record_seen(tokens, state.cookie, client=state.client)
+            _, visitor = state.service.record_seen(tokens, state.visitor, client=state.client)
+            # The cookie remembers what was seen: this reader's pages ask no more.
+            state.remember(visitor)
         except InvalidLink as invalid:
             return _error(400, str(invalid))
         except ActionRefused as refused:

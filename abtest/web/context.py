@@ -130,6 +130,11 @@ class Reader:
         self._visitor = served.visitor
         return served.assignments
 
+    def remember(self, visitor: Visitor) -> None:
+        """The visitor as this request leaves them (their cookie is set if it changed)."""
+        self.visitor  # noqa: B018 (read the arriving visitor first)
+        self._visitor = visitor
+
     @property
     def changed(self) -> bool:
         """Whether this request gave the visitor a headline their cookie lacks."""

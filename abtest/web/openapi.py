@@ -116,9 +116,10 @@ def _schemas() -> dict:
                 "token": {
                     "type": ["string", "null"],
                     "description": "The assignment's click token (the one in click_url), "
-                    "which the page's seen beacon sends back to POST /api/v1/seen; null for a "
-                    "reader served uncounted (paused, decided, bots, prefetches, past the "
-                    "budget, Redis away).",
+                    "which the page's seen beacon sends back to POST /api/v1/seen; null when "
+                    "there is nothing to report: a reader served uncounted (paused, decided, "
+                    "bots, prefetches, past the budget, Redis away), or one whose impression "
+                    "was seen already (their cookie says so).",
                 },
             },
             description="One slot's assignment in the batch answer.",
@@ -697,7 +698,8 @@ def _paths() -> dict:
                 "browser the token was issued to, only while the story runs, never past the "
                 "headline's readers served, and within the address's impression budget.  "
                 "Every token is checked before anything is counted: one bad token refuses "
-                "the whole beacon.",
+                "the whole beacon.  The answer's cookie marks each reported impression "
+                "seen, so the reader's pages ask for no more beacons for it.",
                 "parameters": _READER_PARAMETERS[:1],
                 "requestBody": _beacon_body(
                     _object(

@@ -23,7 +23,7 @@ def front():
     root = state.request.script_root
     assignments = state.assign([e.slug for e in state.service.front_page()])
     key = ("front", root) + tuple(
-        (a.experiment.definition, a.variant, a.click_token is not None) for a in assignments
+        (a.experiment.definition, a.variant, a.click_token is not None, a.seen) for a in assignments
     )
 
     def render() -> str:
@@ -34,8 +34,8 @@ def front():
                 "url": click_path(root, slot(i))
                 if a.click_token is not None
                 else article_path(root, a.experiment.slug),
-                # The seen beacon's token: the same token as the link's.
-                "token": slot(i) if a.click_token is not None else None,
+                # The seen beacon's token (the same as the link's), unless seen already.
+                "token": slot(i) if a.click_token is not None and not a.seen else None,
             }
             for i, a in enumerate(assignments)
         ]
