@@ -118,3 +118,22 @@ def test_a_visitor_is_immutable_and_new_assignments_make_a_new_one():
     copied = Visitor("visitor_2", given)
     given["budget"] = "a"
     assert dict(copied.assignments) == {"colombia-china": "c"}
+
+
+def test_a_seen_impression_is_its_variant_in_capitals():
+    cookies = VisitorCookies(SECRET)
+    visitor = Visitor("abcDEF_123-x", {"colombia-china": "b", "budget": "a"})
+    seen = visitor.with_seen(["budget"])
+    assert seen.seen == frozenset({"budget"}) and seen.assignments == visitor.assignments
+    value = cookies.dumps(seen)
+    payload = stock_signer(SECRET, "abtest.visitor").unsign(value).decode()
+    assert payload == "abcDEF_123-x:colombia-china=b:budget=A"
+    assert cookies.loads(value) == seen
+    assert cookie_records(value, "budget", "a") and cookie_records(value, "colombia-china", "b")
+    assert not cookie_records(value, "budget", "b")
+    # New assignments keep what was seen; a seen slug must be one of its assignments.
+    assert seen.with_assignments({"third": "c"}).seen == frozenset({"budget"})
+    assert Visitor("abcDEF_123-x", {"x": "a"}, ["x", "y"]).seen == frozenset({"x"})
+    # Anything else in the variant's place is a malformed cookie.
+    for bad in ("abcDEF_123-x:budget=AB", "abcDEF_123-x:budget=1", "abcDEF_123-x:budget=é"):
+        assert cookies.loads(stock_signer(SECRET, "abtest.visitor").sign(bad).decode()) is None
