@@ -239,3 +239,44 @@ def test_a_click_counts_once_and_becomes_a_quality_click_after_engaged_reading(
     experiment = service.store.get(SLUG)
     assert (experiment.all_clicks, experiment.quality_clicks) == (clicked, clicked)
     page.context.close()
+
+
+def test_abtests_own_pages_report_seen_teasers_and_quality_clicks(site, browser):  # noqa: F811
+    from playwright.sync_api import expect
+
+    service, base = site
+    beacons: list = []
+    page = _page(browser, beacons)
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text))
+    page.goto(f"{base}/abtest/")
+    # Two stories on the front page, both in view: one beacon for both after their second.
+    teasers = page.locator("article.teaser[data-abtest-token]")
+    expect(teasers).to_have_count(2)
+    tokens = [teasers.nth(i).get_attribute("data-abtest-token") for i in range(2)]
+    (token,) = [t for t in tokens if t.startswith(f"{SLUG}:")]
+    teaser = page.locator(f'article.teaser[data-abtest-token="{token}"]')
+    assert page.evaluate(VISIBLE_SHARE, f'article[data-abtest-token="{token}"]') == 1.0
+    page.clock.run_for(999)
+    assert beacons == []
+    with page.expect_request("**/abtest/api/v1/seen") as sent:
+        page.clock.run_for(1 + 1000)
+    assert sorted(_tokens(sent.value)) == sorted(tokens)
+    _eventually(lambda: (_seen(service), _seen(service, SECOND)), (1, 1))
+
+    # Its story page measures the reading that follows the click.
+    teaser.locator("h2 a").click()
+    expect(page).to_have_url(f"{base}/abtest/articles/{SLUG}")
+    expect(page.locator(f'article[data-abtest-story="{SLUG}"]')).to_be_visible()
+    with page.expect_request("**/abtest/api/v1/engaged") as sent:
+        for step in range(QUALITY):
+            page.mouse.move(50, 50 + step)
+            page.clock.run_for(1000)
+    assert json.loads(sent.value.post_data) == {"experiment": SLUG, "seconds": QUALITY}
+    variant = token.split(":")[1]
+    _eventually(
+        lambda: service.store.get(SLUG).quality_clicks, tuple(int(v == variant) for v in "abc")
+    )
+    # Under abtest's own Content-Security-Policy, with nothing logged.
+    assert errors == []
+    page.context.close()
