@@ -185,20 +185,21 @@ def clicks(outcome: str, reason: str = "", n: int = 1) -> None:
     child.inc(n)
 
 
+def _add(children: dict, counter: Counter, outcome: str, reason: str, n: int) -> None:
+    child = children.get((outcome, reason))
+    if child is None:
+        child = children[outcome, reason] = counter.labels(outcome, reason)
+    child.inc(n)
+
+
 def seen(outcome: str, reason: str = "", n: int = 1) -> None:
     """Record ``n`` impressions reported seen with this outcome and reason."""
-    child = _seen.get((outcome, reason))
-    if child is None:
-        child = _seen[outcome, reason] = SEEN.labels(outcome, reason)
-    child.inc(n)
+    _add(_seen, SEEN, outcome, reason, n)
 
 
 def quality(outcome: str, reason: str = "") -> None:
     """Record one quality click reported, with this outcome and reason."""
-    child = _quality.get((outcome, reason))
-    if child is None:
-        child = _quality[outcome, reason] = QUALITY.labels(outcome, reason)
-    child.inc()
+    _add(_quality, QUALITY, outcome, reason, 1)
 
 
 def redis_seconds(call: str, seconds: float) -> None:

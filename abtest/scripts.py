@@ -14,6 +14,8 @@ nine.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "IMPRESSION",
     "CLICK",
@@ -30,6 +32,40 @@ __all__ = [
     "AUDIT_KEPT",
     "counting_script",
 ]
+
+#: The counting scripts' shared steps, written once and put in where a script
+#: says ``{count:<variable>}`` or ``{late:<n>}`` (:func:`_steps`, when this
+#: module is imported):
+#:
+#: ``{count:field}`` adds one to the field the Lua variable ``field`` names, in
+#: the counts hash (KEYS[2]) and this minute's and this hour's series (KEYS[3],
+#: KEYS[4]); a series key gets its TTL when it gets a new field, not on every
+#: write.
+_COUNT = """redis.call('HINCRBY', KEYS[2], FIELD, 1)
+if redis.call('HINCRBY', KEYS[3], FIELD, 1) == 1 then
+  redis.call('EXPIRE', KEYS[3], {minute_ttl})
+end
+if redis.call('HINCRBY', KEYS[4], FIELD, 1) == 1 then
+  redis.call('EXPIRE', KEYS[4], {hour_ttl})
+end"""
+#: ``{late:n}`` returns {0, "late"}, writing nothing, when ARGV[n] (a deadline in
+#: microseconds of Redis's clock, "" for none) has passed.
+_LATE = """if ARGV[N] ~= '' then
+  local now = redis.call('TIME')
+  if now[1] * 1000000 + now[2] > tonumber(ARGV[N]) then return {0, 'late'} end
+end"""
+_STEP = re.compile(r"\{(count|late):(\w+)\}")
+
+
+def _steps(script: str) -> str:
+    """``script`` with its shared steps written out."""
+
+    def step(found: re.Match) -> str:
+        kind, name = found.groups()
+        return _COUNT.replace("FIELD", name) if kind == "count" else _LATE.replace("N", name)
+
+    return _STEP.sub(step, script)
+
 
 #: KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash,
 #: KEYS[5] this window's budget hash, KEYS[6] excluded hash
@@ -51,7 +87,7 @@ __all__ = [
 #: from which the caller refreshes its posterior without another round trip;
 #: and when running but not counted, {status, "", counts or {}, reason} with
 #: reason "late" or "edited" (nothing written) or "rate-limited".
-IMPRESSION = """
+IMPRESSION = _steps("""
 local meta = redis.call('HMGET', KEYS[1], 'status', 'quiet_until')
 local status = meta[1]
 if not status then return '' end
@@ -73,20 +109,14 @@ if status == 'running' then
     end
   end
   local field = 'i:' .. ARGV[1]
-  redis.call('HINCRBY', KEYS[2], field, 1)
-  if redis.call('HINCRBY', KEYS[3], field, 1) == 1 then
-    redis.call('EXPIRE', KEYS[3], {minute_ttl})
-  end
-  if redis.call('HINCRBY', KEYS[4], field, 1) == 1 then
-    redis.call('EXPIRE', KEYS[4], {hour_ttl})
-  end
+  {count:field}
 end
 if ARGV[2] == '1' then
   return {status, redis.call('HGET', KEYS[1], 'winner') or '', redis.call('HGETALL', KEYS[2])}
 end
 if status == 'decided' then return {status, redis.call('HGET', KEYS[1], 'winner') or ''} end
 return status
-"""
+""")
 
 #: KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash,
 #: KEYS[5] this window's budget hash, KEYS[6] excluded hash, KEYS[7] click markers hash,
@@ -110,13 +140,10 @@ return status
 #: Returns 1 (counted) or 0 (a repeat, or more clicks than impressions) while
 #: running, {0, reason} when not counted for reason "late" (nothing written)
 #: or "rate-limited", else the status ("" = no such experiment).
-CLICK = """
+CLICK = _steps("""
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then return status or '' end
-if ARGV[4] ~= '' then
-  local now = redis.call('TIME')
-  if now[1] * 1000000 + now[2] > tonumber(ARGV[4]) then return {0, 'late'} end
-end
+{late:4}
 local shown, clicked = 'i:' .. ARGV[1], 'c:' .. ARGV[1]
 local seen = redis.call('HMGET', KEYS[2], shown, clicked)
 if tonumber(seen[1] or '0') <= tonumber(seen[2] or '0') then return 0 end
@@ -131,28 +158,16 @@ if ARGV[5] ~= '' then
 end
 redis.call('HSET', KEYS[7], ARGV[2], ARGV[1])
 {marker_expiry}
-redis.call('HINCRBY', KEYS[2], clicked, 1)
-if redis.call('HINCRBY', KEYS[3], clicked, 1) == 1 then
-  redis.call('EXPIRE', KEYS[3], {minute_ttl})
-end
-if redis.call('HINCRBY', KEYS[4], clicked, 1) == 1 then
-  redis.call('EXPIRE', KEYS[4], {hour_ttl})
-end
+{count:clicked}
 if redis.call('HSETNX', KEYS[8], ARGV[2], ARGV[1]) == 1 then
   {seen_expiry}
   local field = 's:' .. ARGV[1]
   if tonumber(redis.call('HGET', KEYS[2], field) or '0') < tonumber(seen[1]) then
-    redis.call('HINCRBY', KEYS[2], field, 1)
-    if redis.call('HINCRBY', KEYS[3], field, 1) == 1 then
-      redis.call('EXPIRE', KEYS[3], {minute_ttl})
-    end
-    if redis.call('HINCRBY', KEYS[4], field, 1) == 1 then
-      redis.call('EXPIRE', KEYS[4], {hour_ttl})
-    end
+    {count:field}
   end
 end
 return 1
-"""
+""")
 
 #: KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash,
 #: KEYS[5] this window's budget hash, KEYS[6] excluded hash, KEYS[7] seen markers hash
@@ -170,13 +185,10 @@ return 1
 #: Returns 1 (counted) or 0 (a repeat) while running, {0, reason} when not
 #: counted for reason "late" or "rate-limited", else the status ("" = no
 #: such experiment).
-SEEN = """
+SEEN = _steps("""
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then return status or '' end
-if ARGV[4] ~= '' then
-  local now = redis.call('TIME')
-  if now[1] * 1000000 + now[2] > tonumber(ARGV[4]) then return {0, 'late'} end
-end
+{late:4}
 if redis.call('HEXISTS', KEYS[7], ARGV[2]) == 1 then return 0 end
 local served, seen = 'i:' .. ARGV[1], 's:' .. ARGV[1]
 local counts = redis.call('HMGET', KEYS[2], served, seen)
@@ -191,15 +203,9 @@ if ARGV[5] ~= '' then
 end
 redis.call('HSET', KEYS[7], ARGV[2], ARGV[1])
 {marker_expiry}
-redis.call('HINCRBY', KEYS[2], seen, 1)
-if redis.call('HINCRBY', KEYS[3], seen, 1) == 1 then
-  redis.call('EXPIRE', KEYS[3], {minute_ttl})
-end
-if redis.call('HINCRBY', KEYS[4], seen, 1) == 1 then
-  redis.call('EXPIRE', KEYS[4], {hour_ttl})
-end
+{count:seen}
 return 1
-"""
+""")
 
 #: KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash,
 #: KEYS[5] click markers hash, KEYS[6] quality markers hash (the "engaged" hash)
@@ -215,27 +221,18 @@ return 1
 #: Returns the variant when counted, "" when not (no counted click, or a
 #: repeat), {0, "late"} when late, else the status ("" = no such experiment)
 #: prefixed by "!".
-ENGAGED = """
+ENGAGED = _steps("""
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then return '!' .. (status or '') end
-if ARGV[3] ~= '' then
-  local now = redis.call('TIME')
-  if now[1] * 1000000 + now[2] > tonumber(ARGV[3]) then return {0, 'late'} end
-end
+{late:3}
 local variant = redis.call('HGET', KEYS[5], ARGV[1])
 if not variant then return '' end
 if redis.call('HSETNX', KEYS[6], ARGV[1], variant) == 0 then return '' end
 {marker_expiry}
 local quality = 'q:' .. variant
-redis.call('HINCRBY', KEYS[2], quality, 1)
-if redis.call('HINCRBY', KEYS[3], quality, 1) == 1 then
-  redis.call('EXPIRE', KEYS[3], {minute_ttl})
-end
-if redis.call('HINCRBY', KEYS[4], quality, 1) == 1 then
-  redis.call('EXPIRE', KEYS[4], {hour_ttl})
-end
+{count:quality}
 return variant
-"""
+""")
 
 #: How a marker expires: per field where Redis has HEXPIRE (7.4 and later),
 #: else the whole hash, a marker lifetime after its last new marker.  The

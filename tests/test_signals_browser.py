@@ -62,6 +62,14 @@ def site(settings, redis_client):
         yield found
 
 
+def _opened(browser, url: str):  # noqa: F811
+    """A page on Playwright's clock at ``url``, and the list of beacons it sends."""
+    beacons: list = []
+    page = _page(browser, beacons)
+    page.goto(url)
+    return page, beacons
+
+
 def _page(browser, beacons: list):  # noqa: F811
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
@@ -120,9 +128,7 @@ def test_a_slot_is_seen_after_a_second_in_view_and_a_quick_scroll_counts_nothing
     from playwright.sync_api import expect
 
     service, base = site
-    beacons: list = []
-    page = _page(browser, beacons)
-    page.goto(f"{base}/")
+    page, beacons = _opened(browser, f"{base}/")
     top_token, other_token = _wait_for_slots(page)
     assert page.evaluate(VISIBLE_SHARE, "#top") == 1.0
     assert page.evaluate(VISIBLE_SHARE, "#other") == 0.0  # below the fold
@@ -168,9 +174,7 @@ def test_a_slot_is_seen_after_a_second_in_view_and_a_quick_scroll_counts_nothing
 
 def test_forged_or_replayed_beacons_count_nothing(site, browser):  # noqa: F811
     service, base = site
-    beacons: list = []
-    page = _page(browser, beacons)
-    page.goto(f"{base}/")
+    page, beacons = _opened(browser, f"{base}/")
     top_token, _ = _wait_for_slots(page)
     with page.expect_request("**/api/v1/seen"):
         page.clock.run_for(2000)
@@ -199,9 +203,7 @@ def test_a_click_counts_once_and_becomes_a_quality_click_after_engaged_reading(
     from playwright.sync_api import expect
 
     service, base = site
-    beacons: list = []
-    page = _page(browser, beacons)
-    page.goto(f"{base}/")
+    page, beacons = _opened(browser, f"{base}/")
     _wait_for_slots(page)
     variant = page.locator("#top").get_attribute("data-abtest-variant")
     page.locator("#top").click()
