@@ -38,6 +38,7 @@ from werkzeug.exceptions import HTTPException
 
 from abtest import chartdata, verdicts, webhooks
 from abtest.model import (
+    CLICK,
     CLICKS,
     DECIDED,
     DEFAULT_CARING,
@@ -45,6 +46,7 @@ from abtest.model import (
     PAUSED,
     RUNNING,
     SCHEDULED,
+    SERVED,
     VARIANT_IDS,
     Definition,
     InvalidExperiment,
@@ -554,14 +556,15 @@ def _settings_from_form() -> tuple[str, float]:
         raise InvalidExperiment(errors) from None
 
 
-def _measures_from_form(experiment) -> tuple[str, str]:
-    """The reward and the denominator from the settings form; a field left out
-    (an older form, a script) keeps the experiment's own.
+def _measures_from_form(reward: str = CLICK, denominator: str = SERVED) -> tuple[str, str]:
+    """The reward and the denominator from a form; a field left out (an older
+    form, a script) means the one given here: the experiment's own when
+    changing its settings, the defaults when creating one.
 
     Raises :class:`InvalidExperiment` with the form's words for each bad field.
     """
-    reward = request.form.get("reward", experiment.reward)
-    denominator = request.form.get("denominator", experiment.denominator)
+    reward = request.form.get("reward", reward)
+    denominator = request.form.get("denominator", denominator)
     try:
         return check_measures(reward, denominator)
     except InvalidExperiment as invalid:
@@ -591,7 +594,7 @@ def settings(slug: str):
     except InvalidExperiment as invalid:
         errors |= invalid.errors
     try:
-        reward, denominator = _measures_from_form(experiment)
+        reward, denominator = _measures_from_form(experiment.reward, experiment.denominator)
     except InvalidExperiment as invalid:
         errors |= invalid.errors
     if errors:
@@ -643,12 +646,18 @@ def new():
         "body": "",
         "allocation": CLICKS,
         "caring": present.caring_percent(DEFAULT_CARING),
+        "reward": CLICK,
+        "denominator": SERVED,
         "starts_at": "",
     }
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
-        values = {field: request.form.get(field, "") for field in values}
+        # A choice left out (an older form, a script) is shown as the default it means.
+        values = {
+            field: request.form.get(field, default if field in CHOSEN else "")
+            for field, default in values.items()
+        }
         # Which button: start testing now (the default), save as a draft, or schedule.
         then = request.form.get("then", "start")
         if then not in NEW_STATUSES:
@@ -667,13 +676,17 @@ def new():
             "headlines": headlines,
             "body": values["body"],
         }
-        definition = allocation = caring = None
+        definition = allocation = caring = reward = denominator = None
         try:
             definition = Definition.from_mapping(data)
         except InvalidExperiment as invalid:
             errors |= invalid.errors
         try:
             allocation, caring = _settings_from_form()
+        except InvalidExperiment as invalid:
+            errors |= invalid.errors
+        try:
+            reward, denominator = _measures_from_form()
         except InvalidExperiment as invalid:
             errors |= invalid.errors
         if not errors:
@@ -685,6 +698,8 @@ def new():
                     status=NEW_STATUSES[then],
                     starts_at=starts_at,
                     editor=g.editor,
+                    reward=reward,
+                    denominator=denominator,
                 )
             except InvalidExperiment as invalid:  # a start time that has passed
                 errors |= invalid.errors
@@ -695,13 +710,17 @@ def new():
                 current_app.logger.info("editor %s created %s", g.editor, definition.slug)
                 flash(_created_words(definition, then, starts_at), "success")
                 return redirect(url_for("dashboard.experiment", slug=definition.slug), code=303)
-        status = 422
+        # A choice none of the form's radio buttons offers came from no form of
+        # ours (a forged or broken request): 400.  A typed field that doesn't
+        # fit is the editor's to fix: 422.
+        status = 400 if CHOSEN & errors.keys() else 422
     return (
         render_template(
             "dashboard_new.html",
             values=values,
             errors=errors,
             choices=present.ALLOCATION_CHOICES,
+            measure_choices=present.measure_choices(_service().quality_seconds),
             now_utc=present.utc(_service().clock()),
         ),
         status,
@@ -710,6 +729,8 @@ def new():
 
 #: The new-experiment form's buttons and the status each creates.
 NEW_STATUSES = {"start": RUNNING, "draft": DRAFT, "schedule": SCHEDULED}
+#: The new-experiment form's radio groups, whose values an editor picks but never types.
+CHOSEN = frozenset({"allocation", "reward", "denominator"})
 
 
 def _created_words(definition: Definition, then: str, starts_at: float | None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import html
 import io
 import json
 import math
@@ -704,24 +705,125 @@ def test_create_form_offers_both_modes_and_creates_with_the_chosen_one(editor, s
 
 
 @pytest.mark.parametrize(
-    ("fields", "field"),
+    ("fields", "field", "status"),
     [
-        ({"allocation": "fastest"}, "allocation"),
-        ({"allocation": ""}, "allocation"),
-        ({"caring": "0"}, "caring"),
-        ({"caring": "100"}, "caring"),
-        ({"caring": "-1"}, "caring"),
-        ({"caring": "lots"}, "caring"),
-        ({"caring": "nan"}, "caring"),
-        ({"caring": ""}, "caring"),
+        # No radio button of the form sends these: a forged or broken request.
+        ({"allocation": "fastest"}, "allocation", 400),
+        ({"allocation": ""}, "allocation", 400),
+        # Typed by the editor: theirs to fix.
+        ({"caring": "0"}, "caring", 422),
+        ({"caring": "100"}, "caring", 422),
+        ({"caring": "-1"}, "caring", 422),
+        ({"caring": "lots"}, "caring", 422),
+        ({"caring": "nan"}, "caring", 422),
+        ({"caring": ""}, "caring", 422),
     ],
 )
-def test_create_form_refuses_bad_settings_next_to_the_field(editor, service, fields, field):
+def test_create_form_refuses_bad_settings_next_to_the_field(editor, service, fields, field, status):
     response = new_experiment(editor, title="", **fields)
-    assert response.status_code == 422
+    assert response.status_code == status
     assert f'id="{field}-error"' in response.text
     assert 'id="title-error"' in response.text  # with the definition's errors, at once
     assert service.store.get("budget-vote") is None
+
+
+def text_of(page: str, element_id: str) -> str:
+    """The text inside the element with this id, tags dropped and spaces collapsed."""
+    inner = re.search(rf'id="{element_id}"[^>]*>(.*?)</(?:p|span|strong|legend)>', page, re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", inner.group(1))).split())
+
+
+def test_create_form_offers_what_counts_with_a_line_on_each_choice(editor):
+    page = editor.get("/dashboard/new").text
+    assert text_of(page, "reward") == "A response is"  # the group's legend
+    assert text_of(page, "denominator") == "Rates are per"
+    for field, value, checked in (
+        ("reward", "click", True),
+        ("reward", "quality", False),
+        ("denominator", "served", True),
+        ("denominator", "seen", False),
+    ):
+        radio = re.search(rf'<input type="radio" id="{field}-{value}" [^>]*>', page).group(0)
+        assert f'name="{field}" value="{value}"' in radio
+        assert (" checked" in radio) is checked
+        # Each choice is explained in a line of its own, tied to its radio button.
+        assert f'aria-describedby="{field}-{value}-means"' in radio
+        assert text_of(page, f"{field}-{value}-means")
+    assert "15 seconds of reading" in text_of(page, "reward-quality-means")
+    assert "below the fold" in text_of(page, "denominator-seen-means")
+
+
+@pytest.mark.parametrize(
+    ("then", "reward", "denominator"),
+    [
+        ("start", "quality", "seen"),
+        ("start", "click", "seen"),
+        ("draft", "quality", "served"),
+        ("start", "click", "served"),
+    ],
+)
+def test_create_form_creates_with_the_chosen_measures(editor, service, then, reward, denominator):
+    response = new_experiment(editor, then=then, reward=reward, denominator=denominator)
+    assert response.status_code == 303
+    experiment = service.fresh("budget-vote")  # read back from Redis now
+    assert (experiment.reward, experiment.denominator) == (reward, denominator)
+    assert experiment.status == ("draft" if then == "draft" else "running")
+    document = service.report("budget-vote").to_json()  # what the statistics count
+    assert (document["reward"], document["denominator"]) == (reward, denominator)
+    page = editor.get(response.headers["Location"]).text
+    assert f'id="settings-reward-{reward}" name="reward" value="{reward}" checked' in page
+    assert (
+        f'id="settings-denominator-{denominator}" name="denominator" value="{denominator}" checked'
+        in page
+    )
+
+
+def test_create_form_without_the_measures_counts_clicks_per_reader_served(editor, service):
+    """A form sent without them (an older page, a script) gets the defaults."""
+    assert new_experiment(editor).status_code == 303
+    experiment = service.fresh("budget-vote")
+    assert (experiment.reward, experiment.denominator) == ("click", "served")
+    assert new_experiment(editor, slug="only-reward", reward="quality").status_code == 303
+    experiment = service.fresh("only-reward")
+    assert (experiment.reward, experiment.denominator) == ("quality", "served")
+
+
+@pytest.mark.parametrize(
+    ("fields", "errors"),
+    [
+        ({"reward": "likes"}, {"reward": "Count every click or quality clicks."}),
+        ({"reward": ""}, {"reward": "Count every click or quality clicks."}),
+        ({"reward": "Quality"}, {"reward": "Count every click or quality clicks."}),
+        (
+            {"denominator": "everyone"},
+            {"denominator": "Count per reader served or per reader who saw it."},
+        ),
+        (
+            {"reward": "likes", "denominator": "seen ", "title": ""},
+            {
+                "reward": "Count every click or quality clicks.",
+                "denominator": "Count per reader served or per reader who saw it.",
+                "title": "Give the story a title.",
+            },
+        ),
+    ],
+)
+def test_create_form_refuses_forged_measures_next_to_the_field(editor, service, fields, errors):
+    response = new_experiment(editor, **{"reward": "quality", "denominator": "seen", **fields})
+    assert response.status_code == 400
+    shown = dict(
+        re.findall(r'<p class="field-error" id="([a-z_]+)-error">([^<]+)</p>', response.text)
+    )
+    assert shown == errors
+    for field in ("reward", "denominator"):
+        described = f'<fieldset class="choices" id="{field}" aria-describedby="{field}-error">'
+        assert (described in response.text) is (field in errors)
+    # The form comes back as sent: what was typed, and a measure that was fine stays chosen.
+    assert "Budget squeaks through" in response.text
+    if "denominator" not in errors:
+        assert 'id="denominator-seen" name="denominator" value="seen" checked' in response.text
+    assert service.store.get("budget-vote") is None
+    assert service.store.slugs() == [SLUG]
 
 
 def test_settings_form_changes_mode_and_threshold_and_is_audited(editor, service):
