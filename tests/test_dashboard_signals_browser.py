@@ -1,12 +1,14 @@
 """Seen impressions and quality clicks on the experiment page, in a real headless
 Chromium: the new counts arrive live as readers' beacons come in, the editor
-changes what the verdict counts through the settings form, and the seen
-check's warning appears live, fits a phone's screen and passes axe-core.
+changes what the verdict counts through the settings form, the seen
+check's warning appears live, fits a phone's screen and passes axe-core, and
+on a phone the new-experiment form offers what counts, refuses a forged
+choice next to its group and creates the test with the editor's choice.
 
 Readers talk HTTP to the live server (the batch assignment, the seen and
 engaged-time beacons as navigator.sendBeacon sends them, the click).
-Screenshots: tests/artifacts/experiment-signals.png and
-phone-seen-warning.png.  Uses Debian's Chromium as
+Screenshots: tests/artifacts/experiment-signals.png,
+phone-seen-warning.png and phone-new-experiment.png.  Uses Debian's Chromium as
 tests/test_dashboard_browser.py does.
 """
 
@@ -185,4 +187,71 @@ def test_the_seen_warning_appears_live_fits_a_phone_and_passes_axe(
         ]
     assert found == {390: [], 1360: []}
     assert violations == [] and errors == []
+    page.context.close()
+
+
+def test_the_new_experiment_form_offers_what_counts_and_the_choice_lands(live_server, browser):
+    from playwright.sync_api import expect
+
+    app, base = live_server
+    service = app.extensions["abtest"]["service"]
+    violations, errors = [], []
+    page = watched_page(browser, violations, errors)
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, base, "/dashboard/new")
+    reward = page.get_by_role("group", name="A response is")
+    denominator = page.get_by_role("group", name="Rates are per")
+    expect(reward.get_by_role("radio")).to_have_count(2)
+    expect(denominator.get_by_role("radio")).to_have_count(2)
+    expect(reward.get_by_role("radio", name="Every click")).to_be_checked()
+    expect(denominator.get_by_role("radio", name="Every reader served")).to_be_checked()
+    quality = reward.get_by_role("radio", name="Quality clicks")
+    seen = denominator.get_by_role("radio", name="Readers who saw it")
+    expect(quality).not_to_be_checked()
+    # Each choice's one line is read out with it.
+    expect(quality).to_have_accessible_description(re.compile("15 seconds of reading"))
+    expect(seen).to_have_accessible_description(re.compile("below the fold"))
+    expect(page.locator("#reward-quality-means")).to_be_visible()
+    assert_fits_the_screen(page, 390)
+
+    page.fill("#slug", "budget-vote")
+    page.fill("#title", "Budget vote tonight")
+    page.fill("#headlines", "Budget passes\nBudget squeaks through")
+    page.fill("#body", "The council voted.")
+    # A forged choice (no radio button sends it): the form comes back, saying where.
+    page.evaluate("document.querySelector('#reward-click').value = 'likes'")
+    page.locator("label[for=reward-click]").click()
+    with page.expect_navigation() as sent:
+        page.click("#create-start")
+    assert sent.value.status == 400
+    expect(reward).to_have_accessible_description("Count every click or quality clicks.")
+    expect(page.locator("#reward-error")).to_be_visible()
+    expect(page.locator("#title")).to_have_value("Budget vote tonight")
+    assert service.store.get("budget-vote") is None
+    assert_fits_the_screen(page, 390)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "phone-new-experiment.png"), full_page=True)
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        message = 'axe-playwright-python (it ships axe-core) is missing: pip install -e ".[test]"'
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    assert Axe().run(page).response["violations"] == []
+
+    # Chosen by tapping the words, as on a phone: the new test counts them.
+    page.get_by_text("Quality clicks", exact=True).click()
+    page.get_by_text("Readers who saw it", exact=True).click()
+    expect(quality).to_be_checked()
+    expect(seen).to_be_checked()
+    page.click("#create-start")
+    page.wait_for_url(f"{base}/dashboard/budget-vote")
+    expect(page.locator("#settings-measures")).to_have_text("quality clicks per reader who saw it")
+    expect(page.locator("#settings-reward-quality")).to_be_checked()
+    expect(page.locator("#settings-denominator-seen")).to_be_checked()
+    experiment = service.fresh("budget-vote")
+    assert (experiment.reward, experiment.denominator) == ("quality", "seen")
+    assert violations == []
+    assert [e for e in errors if "status of 400" not in e] == []
     page.context.close()
