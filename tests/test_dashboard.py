@@ -697,7 +697,7 @@ def test_create_form_offers_both_modes_and_creates_with_the_chosen_one(editor, s
     assert (experiment.allocation, experiment.caring) == ("winner", 0.005)
     page = editor.get(response.headers["Location"]).text
     assert 'id="settings-allocation">Find the winner<' in page
-    assert 'id="settings-caring">0.5%<' in page
+    assert 'id="settings-caring-now">0.5%<' in page
     # Left out altogether (an older form): the defaults.
     assert new_experiment(editor, slug="plain").status_code == 303
     plain = service.store.get("plain")
@@ -829,7 +829,7 @@ def test_create_form_refuses_forged_measures_next_to_the_field(editor, service, 
 def test_settings_form_changes_mode_and_threshold_and_is_audited(editor, service):
     page = editor.get(f"/dashboard/{SLUG}").text
     assert 'id="settings-allocation">Maximize clicks<' in page
-    assert 'id="settings-caring">2%<' in page
+    assert 'id="settings-caring-now">2%<' in page
     response = post_action(editor, "settings", allocation="winner", caring="1.5")
     assert response.status_code == 303
     experiment = service.store.get(SLUG)
@@ -941,3 +941,15 @@ def test_csv_export_defuses_spreadsheet_formulas(editor):
     new_experiment(editor, slug="formulas", headlines='=HYPERLINK("http://x")\n+1 for budget')
     rows = parse_csv(editor.get("/dashboard/formulas/counts.csv").text)
     assert [row["headline"] for row in rows] == ['\'=HYPERLINK("http://x")', "'+1 for budget"]
+
+
+def test_every_id_on_the_editors_pages_is_unique(editor, service):
+    from abtest.model import DRAFT, Definition
+
+    draft = Definition(slug="a-draft", title="Draft", headlines=("One", "Two"), body=("T.",))
+    assert service.create(draft, status=DRAFT)
+    for path in ("/dashboard/", f"/dashboard/{SLUG}", "/dashboard/a-draft", "/dashboard/new"):
+        page = editor.get(path).get_data(True)
+        ids = re.findall(r'\sid="([^"]+)"', page)
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        assert ids and not twice, (path, twice)
