@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
+import os
 import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
 
 SLUG = "colombia-china"
 HEADLINES = (
@@ -42,3 +50,31 @@ def front(client, **headers):
     response = client.get("/", headers={"User-Agent": BROWSER, **headers})
     assert response.status_code == 200
     return response
+
+
+#: Debian's Chromium, which the browser tests drive through Playwright.
+CHROMIUM = "/usr/bin/chromium"
+
+
+def need_chromium() -> None:
+    """Skip the test without Chromium on a developer's machine; fail it under CI."""
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@contextlib.contextmanager
+def serving(wsgi_app, name: str = "live-server") -> Iterator[str]:
+    """``wsgi_app`` served on a free localhost port by a threaded werkzeug server
+    (in a thread of this process): its base URL."""
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        server.server_close()

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import teasers, totals
-from werkzeug.serving import make_server
+from helpers import serving, teasers, totals
 
 THREADS, REQUESTS = 12, 25
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
@@ -24,12 +22,8 @@ def settings(settings):
 
 @pytest.fixture
 def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with serving(app) as base:
+        yield base
 
 
 def visit(base: str) -> tuple[int, str, str]:

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import http.cookiejar
-import os
 import re
-import threading
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import HEADLINES, SLUG, teasers, totals
-from werkzeug.serving import make_server
+from helpers import CHROMIUM, HEADLINES, SLUG, need_chromium, serving, teasers, totals
 
 from abtest import create_app
 from abtest.bandit import Posterior
@@ -31,7 +28,6 @@ from abtest.model import seed_definition
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -87,23 +83,14 @@ def _backfill_history(service, hours: float = 2.0, seed: int = 7) -> None:
 
 @pytest.fixture
 def live_server(settings, redis_client):
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    need_chromium()
     app = create_app(dataclasses.replace(settings, load_seed=False), redis=redis_client)
     service = app.extensions["abtest"]["service"]
     _backfill_history(service)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
     try:
-        yield app, f"http://127.0.0.1:{server.server_port}"
+        with serving(app) as base:
+            yield app, base
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        server.server_close()
         service.stop()
 
 

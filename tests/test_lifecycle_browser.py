@@ -11,23 +11,18 @@ Content-Security-Policy: no violation, no script error.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import threading
 import time
 import urllib.error
-from pathlib import Path
 
 import pytest
-from helpers import HEADLINES, SLUG, teasers, totals
+from helpers import HEADLINES, SLUG, need_chromium, serving, teasers, totals
 from test_dashboard_browser import (
     ARTIFACTS,
-    CHROMIUM,
     Reader,
     browser,  # noqa: F401  (the fixture)
     watched_page,
 )
-from werkzeug.serving import make_server
 
 from abtest import create_app, keys
 from abtest.model import DECIDED, RUNNING, SCHEDULED, Definition
@@ -46,22 +41,13 @@ FIXED = "Budget passes after a long night"
 @pytest.fixture
 def live(settings, redis_client):
     """The app (seed story loaded) served on a free port in this process."""
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    need_chromium()
     app = create_app(dataclasses.replace(settings, refresh_interval=0.2), redis=redis_client)
     service = app.extensions["abtest"]["service"]
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
     try:
-        yield service, f"http://127.0.0.1:{server.server_port}"
+        with serving(app) as base:
+            yield service, base
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        server.server_close()
         service.stop()
 
 

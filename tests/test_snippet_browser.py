@@ -13,17 +13,13 @@ page's defaults.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import threading
-from pathlib import Path
 
 import pytest
 from flask import Flask, Response
-from helpers import HEADLINES, SLUG, totals
-from test_dashboard_browser import CHROMIUM, browser  # noqa: F401 (a fixture)
+from helpers import HEADLINES, SLUG, need_chromium, serving, totals
+from test_dashboard_browser import browser  # noqa: F401 (a fixture)
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import make_server
 
 from abtest import create_app
 from abtest.model import Definition
@@ -101,26 +97,15 @@ def _site() -> Flask:
 @contextlib.contextmanager
 def serve_site(settings, redis_client):
     """The site with abtest mounted under /abtest: (service, base URL)."""
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    need_chromium()
     app = create_app(settings, redis=redis_client)
     service = app.extensions["abtest"]["service"]
     definition = Definition(slug=SECOND, title="Second", headlines=SECOND_HEADLINES, body=("T.",))
     assert service.create(definition)
-    server = make_server(
-        "127.0.0.1", 0, DispatcherMiddleware(_site(), {"/abtest": app}), threaded=True
-    )
-    thread = threading.Thread(target=server.serve_forever, name="site", daemon=True)
-    thread.start()
     try:
-        yield service, f"http://127.0.0.1:{server.server_port}"
+        with serving(DispatcherMiddleware(_site(), {"/abtest": app}), "site") as base:
+            yield service, base
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        server.server_close()
         service.stop()
 
 
