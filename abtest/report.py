@@ -21,10 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import keys
 from .stratified import Stratified, VariantStratified
+
+if TYPE_CHECKING:
+    from .model import Experiment
 
 __all__ = [
     "Note",
@@ -611,6 +614,22 @@ class ExperimentReport:
     def __post_init__(self) -> None:
         if not self.excluded:
             object.__setattr__(self, "excluded", (Excluded(),) * len(self.variant_ids))
+
+    @classmethod
+    def of(cls, experiment: Experiment, stats: Report, **more: Any) -> ExperimentReport:
+        """``stats`` about ``experiment``, named as the experiment names itself
+        (``more``: the other fields)."""
+        return cls(
+            slug=experiment.slug,
+            title=experiment.definition.title,
+            status=experiment.status,
+            winner=experiment.winner,
+            created_at=experiment.created_at,
+            variant_ids=experiment.variant_ids,
+            headlines=experiment.definition.headlines,
+            stats=stats,
+            **more,
+        )
 
     def label(self, index: int) -> str:
         """Variant ``index`` as editors read it: its id in capitals."""

@@ -717,15 +717,9 @@ class Service:
         excluded = self._excluded.get(slug)
         if excluded is None:
             excluded = self._excluded[slug] = self.store.excluded([slug])[slug]
-        return ExperimentReport(
-            slug=experiment.slug,
-            title=experiment.definition.title,
-            status=experiment.status,
-            winner=experiment.winner,
-            created_at=experiment.created_at,
-            variant_ids=experiment.variant_ids,
-            headlines=experiment.definition.headlines,
-            stats=analysis,
+        return ExperimentReport.of(
+            experiment,
+            analysis,
             excluded=tuple(Excluded.from_hash(excluded, v) for v in experiment.variant_ids),
             stratified=self._stratify(experiment) if stratified else None,
             signals=self._signals(experiment),

@@ -625,16 +625,7 @@ class Notifier:
             relative_threshold=experiment.caring,
             forecast=False,
         )
-        report = ExperimentReport(
-            slug=experiment.slug,
-            title=experiment.definition.title,
-            status=experiment.status,
-            winner=experiment.winner,
-            created_at=experiment.created_at,
-            variant_ids=experiment.variant_ids,
-            headlines=experiment.definition.headlines,
-            stats=analysis,
-        )
+        report = ExperimentReport.of(experiment, analysis)
         self._reports[experiment.slug] = (key, report)
         return report
 
