@@ -12,9 +12,6 @@ from __future__ import annotations
 import dataclasses
 import http.cookiejar
 import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -22,7 +19,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import TEST_SECRET, free_port, subprocess_env
+from serving import Serve
 from werkzeug.security import generate_password_hash
 
 from abtest import create_app
@@ -154,38 +151,19 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _wait_until_serving(base: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/dashboard/login", timeout=5):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            assert server.poll() is None, server.communicate()[0]
-            assert time.monotonic() < deadline, "abtest serve did not start"
-            time.sleep(0.2)
-
-
 @pytest.mark.slow
 def test_forty_guesses_at_a_server_with_three_workers(redis_url, redis_client, tmp_path):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = subprocess_env(
+    serve = Serve(
+        tmp_path / "data",
+        workers=3,
         REDIS_URL=redis_url,
-        ABTEST_DATA_DIR=str(tmp_path / "data"),
-        ABTEST_SECRET_KEY=TEST_SECRET,
         ABTEST_EDITOR_USER="editor",
         ABTEST_EDITOR_PASSWORD_HASH=generate_password_hash(PASSWORD, "pbkdf2:sha256:1000"),
     )
-    command = [sys.executable, "-m", "abtest.cli", "serve", "--port", str(port), "--workers", "3"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        _wait_until_serving(base, server)
+    with serve:
+        base = f"http://127.0.0.1:{serve.port}"
         statuses = [Browser(base).sign_in(f"guess {n}") for n in range(40)]
         assert statuses.count(401) == 10 and statuses.count(429) == 30, statuses
         assert statuses[:10] == [401] * 10  # the first ten, whichever worker took them
         assert [Browser(base).sign_in(PASSWORD) for _ in range(6)] == [429] * 6
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=60)[0].decode()
-    assert server.returncode == 0, output
+    assert serve.process.returncode == 0, serve.output()

@@ -14,17 +14,15 @@ import dataclasses
 import hashlib
 import http.client
 import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.parse
 
 import pytest
-from conftest import TEST_SECRET, free_port, subprocess_env
+from conftest import TEST_SECRET
 from flask.sessions import SecureCookieSessionInterface
 from helpers import SLUG
 from itsdangerous import BadSignature, Signer
+from serving import Serve
 from werkzeug.security import generate_password_hash
 
 from abtest import create_app, keys
@@ -358,28 +356,15 @@ class Connection:
 
 @pytest.mark.slow
 def test_sessions_hold_across_the_workers_of_a_real_server(redis_url, redis_client, tmp_path):
-    port = free_port()
-    env = subprocess_env(
+    serve = Serve(
+        tmp_path / "data",
+        workers=3,
         REDIS_URL=redis_url,
-        ABTEST_DATA_DIR=str(tmp_path / "data"),
-        ABTEST_SECRET_KEY=TEST_SECRET,
         ABTEST_EDITOR_USER="editor",
         ABTEST_EDITOR_PASSWORD_HASH=generate_password_hash(PASSWORD, "pbkdf2:sha256:1000"),
     )
-    command = [sys.executable, "-m", "abtest.cli", "serve", "--port", str(port), "--workers", "3"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            probe = Connection(port)
-            try:
-                probe.request("GET", "/healthz/live")
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline
-                time.sleep(0.2)
-            finally:
-                probe.close()
+    with serve:
+        port = serve.port
         editor = Connection(port)
         editor.sign_in()
         # Fresh connections land on whichever worker accepts them.
@@ -391,7 +376,4 @@ def test_sessions_hold_across_the_workers_of_a_real_server(redis_url, redis_clie
         assert [copy.request("GET", "/dashboard/")[0] for copy in copies] == [302] * 12
         for connection in (editor, *copies):
             connection.close()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=60)[0].decode()
-    assert server.returncode == 0, output
+    assert serve.process.returncode == 0, serve.output()
