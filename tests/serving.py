@@ -189,6 +189,20 @@ class Serve:
         self.stop()
 
 
+def with_editor(data_dir: Path, redis_url: str, password: str, workers: int = 3) -> Serve:
+    """``abtest serve`` over ``redis_url`` with one editor, ``editor``, whose password
+    is ``password`` (hashed cheaply: the suite signs in often)."""
+    from werkzeug.security import generate_password_hash
+
+    return Serve(
+        data_dir,
+        workers=workers,
+        REDIS_URL=redis_url,
+        ABTEST_EDITOR_USER="editor",
+        ABTEST_EDITOR_PASSWORD_HASH=generate_password_hash(password, "pbkdf2:sha256:1000"),
+    )
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie counts as gone)."""
     try:

@@ -19,8 +19,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from serving import Serve
-from werkzeug.security import generate_password_hash
+from serving import with_editor
 
 from abtest import create_app
 from abtest.sessions import SignInThrottle
@@ -153,13 +152,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 @pytest.mark.slow
 def test_forty_guesses_at_a_server_with_three_workers(redis_url, redis_client, tmp_path):
-    serve = Serve(
-        tmp_path / "data",
-        workers=3,
-        REDIS_URL=redis_url,
-        ABTEST_EDITOR_USER="editor",
-        ABTEST_EDITOR_PASSWORD_HASH=generate_password_hash(PASSWORD, "pbkdf2:sha256:1000"),
-    )
+    serve = with_editor(tmp_path / "data", redis_url, PASSWORD)
     with serve:
         base = f"http://127.0.0.1:{serve.port}"
         statuses = [Browser(base).sign_in(f"guess {n}") for n in range(40)]

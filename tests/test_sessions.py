@@ -22,7 +22,7 @@ from conftest import TEST_SECRET
 from flask.sessions import SecureCookieSessionInterface
 from helpers import SLUG
 from itsdangerous import BadSignature, Signer
-from serving import Serve
+from serving import with_editor
 from werkzeug.security import generate_password_hash
 
 from abtest import create_app, keys
@@ -356,13 +356,7 @@ class Connection:
 
 @pytest.mark.slow
 def test_sessions_hold_across_the_workers_of_a_real_server(redis_url, redis_client, tmp_path):
-    serve = Serve(
-        tmp_path / "data",
-        workers=3,
-        REDIS_URL=redis_url,
-        ABTEST_EDITOR_USER="editor",
-        ABTEST_EDITOR_PASSWORD_HASH=generate_password_hash(PASSWORD, "pbkdf2:sha256:1000"),
-    )
+    serve = with_editor(tmp_path / "data", redis_url, PASSWORD)
     with serve:
         port = serve.port
         editor = Connection(port)
