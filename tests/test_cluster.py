@@ -20,6 +20,7 @@ hold, with experiments spread over every master:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -152,6 +153,40 @@ def test_the_seed_and_the_command_line_work_on_a_cluster(cluster, client, tmp_pa
     stats = runner.invoke(main, ["stats", SEED_SLUG, "--json"])
     assert stats.exit_code == 0, stats.output
     assert json.loads(stats.output)["experiment"] == SEED_SLUG
+
+
+def test_seen_impressions_and_quality_clicks_count_on_every_master(cluster, client, tmp_path):
+    # Stories on every master, one reader through the app: seen beacons for all of
+    # them in one request, then a click and its engaged reading on each.
+    app = create_app(settings(cluster, tmp_path, quality_seconds=5), redis=connect(cluster.url))
+    service = app.extensions["abtest"]["service"]
+    try:
+        # Stories of their own (the cluster is the module's): none counted yet.
+        slugs = [f"seen-story-{i}" for i in range(6)]
+        for i, slug in enumerate(slugs):
+            assert service.create(dataclasses.replace(story(i), slug=slug))
+        assert {node_of(client, slug) for slug in slugs} == {m.address for m in cluster.masters}
+        reader = app.test_client()
+        answer = reader.get(
+            f"/api/v1/assignments?slugs={','.join(slugs)}", headers={"User-Agent": BROWSER}
+        ).get_json()["assignments"]
+        tokens = [one["token"] for one in answer]
+        beacon = json.dumps({"tokens": tokens})
+        assert (
+            reader.post("/api/v1/seen", data=beacon, headers={"User-Agent": BROWSER}).status_code
+            == 204
+        )
+        for one in answer:
+            reader.get(one["click_url"], headers={"User-Agent": BROWSER})
+            engaged = json.dumps({"experiment": one["experiment"], "seconds": 5})
+            reader.post("/api/v1/engaged", data=engaged, headers={"User-Agent": BROWSER})
+        for one in answer:
+            experiment = service.store.get(one["experiment"])
+            chosen = tuple(int(v == one["variant"]) for v in experiment.variant_ids)
+            assert experiment.served == experiment.seen == chosen
+            assert experiment.all_clicks == experiment.quality_clicks == chosen
+    finally:
+        service.stop()
 
 
 def test_an_experiment_missing_from_the_index_comes_back_when_created_again(
