@@ -83,6 +83,11 @@ def _site() -> Flask:
     default_wait = PAGE.replace(' data-wait="15000"', "")
     site.add_url_rule("/default-wait", "default_wait", lambda: send(default_wait, "text/html"))
     site.add_url_rule("/site.css", "css", lambda: send(SITE_CSS, "text/css"))
+    # A slot whose link leaves the site: the click is counted and lands on abtest's story.
+    away = PAGE.replace(
+        'href="/story/colombia">Default top', 'href="https://elsewhere.example/x">Default top'
+    )
+    site.add_url_rule("/away", "away", lambda: send(away, "text/html"))
 
     def story(name: str):
         if name not in STORIES:
@@ -260,5 +265,25 @@ def test_an_answer_after_the_wait_leaves_the_defaults(mounted, browser):  # noqa
     expect(page.locator("#top")).to_have_text("Default top headline")
     expect(page.locator("#top")).to_have_attribute("href", "/story/colombia")
     assert page.locator("[data-abtest-variant]").count() == 0
+    assert errors == []
+    page.context.close()
+
+
+def test_a_link_off_the_site_is_counted_and_lands_on_abtests_story(mounted, browser):  # noqa: F811
+    from playwright.sync_api import expect
+
+    service, base = mounted
+    errors: list[str] = []
+    requests: list[str] = []
+    page = _watched(browser, errors, requests)
+    page.goto(f"{base}/away")
+    top, side = page.locator("#top"), page.locator("#side")
+    expect(top).to_have_attribute("data-abtest-variant", re.compile("^[abc]$"))
+    # Only a path of this site is passed on; the other slot of the story keeps its own.
+    assert "?to=" not in top.get_attribute("href")
+    assert side.get_attribute("href").endswith("?to=%2Fstory%2Fcolombia")
+    top.click()
+    expect(page).to_have_url(f"{base}/abtest/articles/{SLUG}")
+    assert sum(totals(service)[1]) == 1
     assert errors == []
     page.context.close()

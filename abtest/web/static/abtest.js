@@ -171,8 +171,13 @@
   // Where the click goes after abtest counted it: the slot's own link, when it
   // is a page of this site.
   function onward(slot) {
-    var link = slot.href && new URL(slot.href, location.href);
-    if (!link || link.origin !== location.origin) {
+    var link;
+    try {
+      link = new URL(slot.getAttribute("href"), location.href);
+    } catch (error) {
+      return "";
+    }
+    if (link.origin !== location.origin) {
       return "";
     }
     return "?to=" + encodeURIComponent(link.pathname + link.search + link.hash);
