@@ -8,6 +8,7 @@ each lands in the experiment's audit log, with ``api`` as the editor.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -209,6 +210,7 @@ SNIPPET_MAX_AGE = 300
 QUALITY_LINE = "var QUALITY_SECONDS = 15;"
 
 
+@functools.lru_cache(maxsize=8)
 def snippet_text(quality_seconds: float) -> str:
     """The snippet as served: the file with this service's quality-click threshold."""
     text = SNIPPET.read_text(encoding="utf-8")
@@ -219,10 +221,7 @@ def snippet_text(quality_seconds: float) -> str:
 
 def snippet():
     """``GET /abtest.js``: at the site's root (or the path abtest is mounted under)."""
-    extension = context._extension()
-    body = extension.get("snippet")
-    if body is None:
-        body = extension["snippet"] = snippet_text(context.settings().quality_seconds)
+    body = snippet_text(context.settings().quality_seconds)
     response = current_app.response_class(body, mimetype="text/javascript")
     response.cache_control.public = True
     response.cache_control.max_age = SNIPPET_MAX_AGE
