@@ -735,6 +735,8 @@ class Service:
         key = ("signals", served, seen, clicks)
         check = self._analyses.get(key)
         if check is None:
+            if len(self._analyses) >= 256:
+                self._analyses.clear()
             check = self._analyses[key] = stats.seen_check(served, seen, clicks)
         return Signals(
             reward=experiment.reward,
