@@ -10,9 +10,11 @@ node on a cluster), which also reads Redis's clock (counting scripts'
 deadlines are sent in it), and every counted
 impression folds in the counts its script returns.  So the counts a decision
 samples from lag Redis by at most the refresh interval plus one round trip;
-if the refresher stalls, a request re-reads them itself once the snapshot is
-older than :attr:`Snapshot.MAX_AGE` (and twice the interval), unless the
-circuit breaker is open.  Each posterior draws by its experiment's allocation
+a request never waits for them on Redis, even while Redis stalls, except
+the first one (there is nothing to serve yet).  Without a refresher thread
+(``background=False``) a request re-reads a snapshot older than
+:attr:`Snapshot.MAX_AGE` (and twice the interval), unless the circuit
+breaker is open.  Each posterior draws by its experiment's allocation
 mode, re-read with the counts, so a changed mode reaches readers within the
 same interval.  The same thread adds the bots and prefetches this process
 tallied to Redis (:meth:`abtest.store.RedisStore.flush_excluded`), so they
@@ -110,10 +112,10 @@ class Snapshot:
     forked it; a forked child starts its own.
     """
 
-    #: Older than this (s), and twice the refresh interval, the snapshot is
-    #: re-read by the request that finds it so (at most once per MAX_AGE
-    #: while there is one to serve, so an outage doesn't make every reader
-    #: wait for a timeout).
+    #: Without a refresher thread: older than this (s), and twice the refresh
+    #: interval, the snapshot is re-read by the request that finds it so (at
+    #: most once per MAX_AGE while there is one to serve, so an outage doesn't
+    #: make every reader wait for a timeout).
     MAX_AGE = 1.0
 
     def __init__(
@@ -133,6 +135,8 @@ class Snapshot:
         self.background = background
         self.breaker = breaker
         self._entries: dict[str, Entry] = {}
+        # Whether every experiment was read once (entries put one by one are not all).
+        self._read_all = False
         self._front: tuple[dict | None, list[Experiment]] = (None, [])
         self._loaded_at = -float("inf")
         self._tried_at = -float("inf")
@@ -152,8 +156,13 @@ class Snapshot:
         Raises :class:`~abtest.store.StoreError` only when there is no
         snapshot to serve and Redis can't be reached.
         """
-        if self._refresher is None and self.background:
-            self._start_refresher()
+        if self.background:
+            if self._refresher is None:
+                self._start_refresher()
+            if self._read_all:
+                # The refresher keeps them fresh: a reader never waits on Redis for
+                # them (a refresh during a stall would wait out the whole timeout).
+                return self._entries
         now = self.monotonic()
         age = now - self._loaded_at
         stale = age > self.MAX_AGE and age > 2 * self.refresh_interval
@@ -177,6 +186,7 @@ class Snapshot:
         experiments = start_due(self.store, self.store.load_all())
         self._entries = {experiment.slug: self.entry(experiment) for experiment in experiments}
         self._loaded_at = self.monotonic()
+        self._read_all = True
 
     def experiments(self) -> list[Experiment]:
         """Every experiment, newest first."""
@@ -238,6 +248,8 @@ class Snapshot:
             thread.start()
 
     def _refresh_until(self, stopped: threading.Event) -> None:
+        """Refresh every interval until ``stopped``; no error ends it, since readers
+        rely on it alone for fresh counts."""
         failing = False
         while not stopped.wait(self.refresh_interval):
             try:
@@ -247,6 +259,9 @@ class Snapshot:
             except StoreError as error:
                 if not failing:
                     log.warning("background refresh failed: %s", error)
+                failing = True
+            except Exception:
+                log.exception("background refresh failed")
                 failing = True
 
     def stop(self) -> None:

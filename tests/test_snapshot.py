@@ -156,3 +156,42 @@ def test_a_forked_worker_never_replays_the_parents_decisions(service):
     # 3 equally likely variants: two independent runs of 31 agree with chance 3**-31.
     assert len(theirs) == 31
     assert theirs != next_choices()
+
+
+def test_with_a_refresher_a_reader_never_waits_on_redis_for_a_stale_snapshot(store):
+    # The refresher's interval is long here, so only a request could re-read.
+    clock = Clock()
+    snapshot = Snapshot(store, refresh_interval=3600, monotonic=clock)
+    try:
+        assert SLUG in snapshot.entries()  # the first request: nothing to serve yet
+        assert store.reads == 1
+        clock.now += 60 * Snapshot.MAX_AGE
+        for _ in range(3):
+            assert SLUG in snapshot.entries()
+        assert store.reads == 1
+    finally:
+        snapshot.stop()
+
+
+def test_the_refresher_survives_an_unexpected_error(store, caplog):
+    calls = []
+    real = store.load_all
+
+    def load_all():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug, not an outage")
+        return real()
+
+    store.load_all = load_all
+    waits = []
+
+    class Stopped:
+        def wait(self, interval):
+            waits.append(interval)
+            return len(waits) > 2
+
+    snapshot = Snapshot(store, refresh_interval=0.25, background=False)
+    snapshot._refresh_until(Stopped())
+    assert len(calls) == 2 and SLUG in snapshot._entries
+    assert "background refresh failed" in caplog.text
