@@ -894,10 +894,11 @@ class Service:
     # -- an experiment's life: drafts, schedules, edits, archive, order -----
 
     #: How long counting waits after an edit (s): longer than any worker that
-    #: serves readers keeps its copy of the old text (a copy older than
-    #: Snapshot.MAX_AGE, and twice the refresh interval, at most 2 s, is read
-    #: again before it serves anyone), so no impression of the old text is
-    #: counted for the new one.
+    #: serves readers keeps its copy of the old text (its refresher reads
+    #: every experiment again every refresh interval, at most 1 s, in one
+    #: round trip; counting and the refresher need the same Redis, so while
+    #: readers are counted the copies are fresh), so no impression of the old
+    #: text is counted for the new one.
     EDIT_QUIET = 3.0
 
     def _entry(
