@@ -51,8 +51,9 @@ key                                type        meaning
                                                value ``<variant>``: this visitor's impression
                                                was counted as seen (by a beacon, or by their
                                                click).  Expires like the click markers, but
-                                               after a click token's lifetime (the visitor
-                                               cookie remembers the seen impression after that)
+                                               after an hour (a seen beacon's tokens are at
+                                               most that old; the visitor cookie remembers
+                                               the seen impression after that)
 ``abtest:{slug}:engaged``          hash        quality-click de-duplication: field ``<visitor
                                                ref>``, value ``<variant>``: this visitor's
                                                click was counted as a quality click.  Expires
@@ -115,9 +116,10 @@ its click budget per window): about 100 bytes each (80 with jemalloc, 13
 more with per-field expiry), so 100,000 clicks are about 10 MB, where one
 key per marker took about 135 bytes each.
 The seen markers are one per visitor whose impression was seen (by a
-beacon or a click) in the last click-token lifetime (a day), and the quality
-markers one per quality click: about as much each as a click marker, so a
-test seen by 1,000,000 readers a day holds about 100 MB of seen markers.
+beacon or a click) in the last hour, and the quality markers one per
+quality click: about as much each as a click marker, so a test seen by
+1,000,000 readers a day holds about 4 MB of seen markers (on Redis 7.4 and
+later, where each expires by itself).
 A window's budget hash holds about 80 bytes per address that counted an
 impression there (twice that with a click), and lives two windows at most.
 Give Redis a ``maxmemory`` with room for that and ``maxmemory-policy

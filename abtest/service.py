@@ -164,6 +164,11 @@ class Service:
     #: posterior tracks traffic closely without rebuilding it per reader.
     COUNTS_MAX_AGE = 0.1
 
+    #: A seen beacon's token must be younger than this (s): a slot is reported
+    #: seen within an hour of its page being served, or not at all.  It bounds
+    #: the seen markers: an hour of seen readers, not a day's.
+    SEEN_WITHIN = 3600
+
     #: The share of the Redis timeout a counting script's deadline leaves for
     #: its reply to travel back: a script that counts just before its
     #: deadline must be heard before its reader gives up.
@@ -199,9 +204,10 @@ class Service:
         # lifetime of a token minted on its last day.
         self.click_marker_ttl = int(visitor_lifetime) + click_tokens.max_age
         # A seen marker only stops a replay of the token it counted, so it lives
-        # as long as a token; the visitor's cookie remembers the seen impression
-        # after that (a returning visitor's pages ask for no beacon).
-        self.seen_marker_ttl = click_tokens.max_age
+        # as long as a token is taken for a seen beacon; the visitor's cookie
+        # remembers the seen impression after that (a returning visitor's pages
+        # ask for no beacon).
+        self.seen_marker_ttl = min(self.SEEN_WITHIN, click_tokens.max_age)
         #: The engaged time (s) on the story page that makes a click a quality click.
         self.quality_seconds = float(quality_seconds)
         self.clock = clock
@@ -545,16 +551,16 @@ class Service:
         page counts for no one else) and their assignments list the token's
         headline.  Every token is checked before anything is counted: one
         forged or foreign token refuses the beacon (:class:`InvalidLink`,
-        :class:`ActionRefused`).  Impressions the cookie says were seen, expired
-        tokens, stories no longer running, repeats (the seen markers, which
-        last a token's lifetime) and beacons past the address's impression
-        budget count nothing.
+        :class:`ActionRefused`).  Impressions the cookie says were seen, tokens
+        older than :attr:`SEEN_WITHIN`, stories no longer running, repeats (the
+        seen markers, which last as long) and beacons past the address's
+        impression budget count nothing.
         """
         ref = visitor_ref(visitor.id)
         seen = {}
         for token in tokens:
             try:
-                parsed = self.click_tokens.loads(token)
+                parsed = self.click_tokens.loads(token, max_age=self.seen_marker_ttl)
             except ExpiredToken as expired:
                 if expired.token is None:
                     metrics.seen("refused", "forged")

@@ -212,10 +212,13 @@ class ClickTokens:
         """``dumps(ClickToken(slug, variant, visitor_ref))``, without building the token."""
         return self._signer.sign(f"{slug}:{variant}:{visitor_ref}").decode("ascii")
 
-    def loads(self, value: str) -> ClickToken:
-        """Verify a token; raises :class:`InvalidToken` or :class:`ExpiredToken`."""
+    def loads(self, value: str, max_age: int | None = None) -> ClickToken:
+        """Verify a token no older than ``max_age`` seconds (default: :attr:`max_age`);
+        raises :class:`InvalidToken` or :class:`ExpiredToken`."""
         try:
-            payload = self._signer.unsign(value, max_age=self.max_age)
+            payload = self._signer.unsign(
+                value, max_age=self.max_age if max_age is None else max_age
+            )
         except SignatureExpired as expired:
             raise ExpiredToken("this link has expired", _parse(expired.payload)) from None
         except (BadSignature, UnicodeError):

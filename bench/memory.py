@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--click-ttl", type=int, default=31 * 86_400, help="marker lifetime (s)")
     parser.add_argument(
-        "--seen-ttl", type=int, default=86_400, help="seen marker lifetime (s): a token's"
+        "--seen-ttl", type=int, default=3600, help="seen marker lifetime (s): Service.SEEN_WITHIN"
     )
     args = parser.parse_args()
 

@@ -459,8 +459,32 @@ def test_the_cookie_remembers_a_seen_impression(new_client, service, redis_clien
         (ttl,) = redis_client.execute_command("HTTL", key, "FIELDS", 1, field)
     else:
         ttl = redis_client.ttl(key)
-    assert 0 < ttl <= settings.click_token_ttl
+    assert 0 < ttl <= service.SEEN_WITHIN
     # And the click, which needs its headline in the cookie, counts.
     assert click(reader, again).status_code == 303
     assert counts(service)["clicks"] == one_hot(one["variant"])
     assert counts(service)["seen"] == one_hot(one["variant"])
+
+
+def test_a_token_over_an_hour_old_is_seen_no_more(new_client, service, settings):
+    import time
+
+    from itsdangerous import TimestampSigner
+
+    from abtest.signing import Blake2bMAC
+
+    class Earlier(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - service.SEEN_WITHIN - 60
+
+    reader = new_client()
+    (one,) = batch(reader)
+    payload = one["token"].split(".", 1)[0]  # slug:variant:visitor ref
+    signer = Earlier(settings.secret_key, salt="abtest.click", algorithm=Blake2bMAC())
+    old = signer.sign(payload).decode()
+    assert service.click_tokens.loads(old).slug == SLUG  # still a good click link
+    assert seen_beacon(reader, [old]).status_code == 204
+    assert sum(counts(service)["seen"]) == 0
+    # The cookie is not marked: a later page's fresh token is counted.
+    assert seen_beacon(reader, [one["token"]]).status_code == 204
+    assert sum(counts(service)["seen"]) == 1

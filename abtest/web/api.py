@@ -141,7 +141,7 @@ def seen():
     """A page's seen beacon: ``{"tokens": [...]}``, the tokens of the assignments
     whose slot was at least half in view for a second (see /abtest.js).
 
-    204 whether or not each was counted (repeats, expired tokens and stories
+    204 whether or not each was counted (repeats, tokens over an hour old and stories
     no longer running count nothing); 400 for a malformed body or a token this
     service did not sign, 403 for a token issued to another browser: then
     nothing of the beacon is counted.

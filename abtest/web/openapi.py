@@ -718,7 +718,7 @@ def _paths() -> dict:
                 ),
                 "responses": {
                     "204": {
-                        "description": "Received; repeats, expired tokens and stories no "
+                        "description": "Received; repeats, tokens over an hour old and stories no "
                         "longer running count nothing."
                     },
                     "400": _json(
