@@ -170,7 +170,8 @@ return 1
 """)
 
 #: KEYS[1] meta hash, KEYS[2] counts hash, KEYS[3] minute hash, KEYS[4] hour hash,
-#: KEYS[5] this window's budget hash, KEYS[6] excluded hash, KEYS[7] seen markers hash
+#: KEYS[5] this window's budget hash, KEYS[6] excluded hash, KEYS[7] seen markers hash,
+#: KEYS[8] click markers hash
 #: ARGV[1] variant id, ARGV[2] visitor ref (the marker's field), ARGV[3] marker TTL (s),
 #: ARGV[4] deadline (microseconds in Redis's clock; "" for none),
 #: ARGV[5] the client's budget field ("" for no budget)
@@ -178,10 +179,12 @@ return 1
 #: Counts one seen impression (a beacon said half the slot was in view for a
 #: second) only while running, only by the deadline, only once per visitor
 #: (the visitor's field in the seen markers hash, set here or by their
-#: click), never past the variant's served impressions, and only while the
-#: client has sent fewer than {impression_budget} seen beacons in this window
-#: (past it, the beacon is added to the excluded hash as rate-limited).
-#: Markers expire as the click markers do.
+#: click; and a visitor whose click was counted, which counted their
+#: impression as seen, has a click marker, which lives longer), never past
+#: the variant's served impressions, and only while the client has sent
+#: fewer than {impression_budget} seen beacons in this window (past it, the
+#: beacon is added to the excluded hash as rate-limited).  Markers expire as
+#: the click markers do, after ARGV[3] seconds.
 #: Returns 1 (counted) or 0 (a repeat) while running, {0, reason} when not
 #: counted for reason "late" or "rate-limited", else the status ("" = no
 #: such experiment).
@@ -190,6 +193,7 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then return status or '' end
 {late:4}
 if redis.call('HEXISTS', KEYS[7], ARGV[2]) == 1 then return 0 end
+if redis.call('HEXISTS', KEYS[8], ARGV[2]) == 1 then return 0 end
 local served, seen = 'i:' .. ARGV[1], 's:' .. ARGV[1]
 local counts = redis.call('HMGET', KEYS[2], served, seen)
 if tonumber(counts[1] or '0') <= tonumber(counts[2] or '0') then return 0 end

@@ -787,7 +787,7 @@ return 1
         late = "" if deadline is None else str(deadline)
         calls = [
             (
-                (*self._keys(slug, minute, window)[0], keys.seen(slug)),
+                (*self._keys(slug, minute, window)[0], keys.seen(slug), keys.clicked(slug)),
                 (variant, visitor, int(marker_ttl), late, budget),
             )
             for slug, variant, visitor in seen

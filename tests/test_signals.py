@@ -488,3 +488,16 @@ def test_a_token_over_an_hour_old_is_seen_no_more(new_client, service, settings)
     # The cookie is not marked: a later page's fresh token is counted.
     assert seen_beacon(reader, [one["token"]]).status_code == 204
     assert sum(counts(service)["seen"]) == 1
+
+
+def test_a_reader_who_clicked_is_seen_once_however_long_after(new_client, service, redis_client):
+    reader = new_client()
+    (one,) = batch(reader)
+    click(reader, one)  # quick: before any beacon; the click counts the impression as seen
+    assert sum(counts(service)["seen"]) == 1
+    # The seen marker is gone (an hour on), the click marker (a month) is not.
+    redis_client.delete(f"abtest:{{{SLUG}}}:seen")
+    (again,) = batch(reader)
+    assert again["token"]  # the cookie was not marked by the click
+    assert seen_beacon(reader, [again["token"]]).status_code == 204
+    assert sum(counts(service)["seen"]) == 1
