@@ -216,7 +216,11 @@ def test_a_killed_worker_is_replaced_and_its_circuit_state_forgotten(tmp_path, o
             found = (_LIVE_GAUGE.fullmatch(path.name) for path in directory.iterdir())
             return [int(m.group(1)) for m in found if m and int(m.group(1)) in workers]
 
-        broken = wait_until(opened, 30, "a worker's circuit breaker opened")
+        # Both, so that no worker left alive can open its circuit later (a reader
+        # it serves while Redis is away would) and hold the gauge at 1.
+        broken = wait_until(
+            lambda: len(found := opened()) == 2 and found, 30, "both workers' breakers opened"
+        )
         assert circuit_open(serve.port, token) == 1
         for pid in broken:
             kill(pid)
