@@ -65,6 +65,19 @@ def need_chromium() -> None:
         pytest.skip(message)
 
 
+def axe():
+    """axe-core, through axe-playwright-python (``Axe().run(page)``); skips the
+    test without it on a developer's machine, fails it under CI."""
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        message = 'axe-playwright-python (it ships axe-core) is missing: pip install -e ".[test]"'
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return Axe()
+
+
 @contextlib.contextmanager
 def serving(wsgi_app, name: str = "live-server") -> Iterator[str]:
     """``wsgi_app`` served on a free localhost port by a threaded werkzeug server

@@ -12,12 +12,11 @@ tests/test_dashboard_browser.py does.
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 import test_dashboard_browser as shared
-from helpers import HEADLINES, SLUG
+from helpers import HEADLINES, SLUG, axe
 from test_dashboard_browser import ARTIFACTS, _reader_traffic, watched_page
 from test_editor_traps import AGO
 
@@ -56,20 +55,13 @@ def page_for(browser, violations, errors, width: int = 1360):
 
 
 def test_axe_finds_nothing_on_the_dashboard_or_the_reader_pages(live_server, browser):
-    try:
-        from axe_playwright_python.sync_playwright import Axe
-    except ImportError:
-        message = 'axe-playwright-python (it ships axe-core) is missing: pip install -e ".[test]"'
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    checker = axe()
     app, base = live_server
     service = app.extensions["abtest"]["service"]
     draft = Definition.from_mapping(
         {"slug": "a-draft", "title": "A draft", "headlines": ["One", "Two"], "body": "Words."}
     )
     assert service.store.create(draft, now=service.clock(), status=DRAFT)
-    axe = Axe()
     violations, errors = [], []
     found = {}
     reader = ["/", f"/articles/{SLUG}", "/dashboard/login"]
@@ -90,15 +82,15 @@ def test_axe_finds_nothing_on_the_dashboard_or_the_reader_pages(live_server, bro
         page = page_for(browser, violations, errors, width)
         for path in reader[:1] if phone_only else reader:
             page.goto(base + path)
-            found[(width, path)] = axe.run(page).response["violations"]
+            found[(width, path)] = checker.run(page).response["violations"]
         sign_in(page, base)
         for path in running[:2] if phone_only else running:
             page.goto(base + path)
-            found[(width, path)] = axe.run(page).response["violations"]
+            found[(width, path)] = checker.run(page).response["violations"]
         service.decide(SLUG, "b", "editor")
         for path in decided:
             page.goto(base + path)
-            found[(width, path + " (decided)")] = axe.run(page).response["violations"]
+            found[(width, path + " (decided)")] = checker.run(page).response["violations"]
         service.reopen(SLUG, "editor")
         page.context.close()
     report = {

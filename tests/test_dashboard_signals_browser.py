@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import os
 import re
 import urllib.request
 
 import pytest
 import test_dashboard_browser as shared
-from helpers import SLUG
+from helpers import SLUG, axe
 from test_dashboard_browser import ARTIFACTS, BROWSER_UA, UNFLASH, watched_page
 from test_phone_browser import assert_fits_the_screen
 
@@ -169,13 +168,7 @@ def test_the_seen_warning_appears_live_fits_a_phone_and_passes_axe(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "phone-seen-warning.png"), full_page=True)
 
-    try:
-        from axe_playwright_python.sync_playwright import Axe
-    except ImportError:
-        message = 'axe-playwright-python (it ships axe-core) is missing: pip install -e ".[test]"'
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    checker = axe()
     found = {}
     for width in (390, 1360):
         page.set_viewport_size({"width": width, "height": 900})
@@ -183,7 +176,7 @@ def test_the_seen_warning_appears_live_fits_a_phone_and_passes_axe(
         expect(page.locator("#seen-warning-b")).to_be_visible()
         found[width] = [
             (v["id"], [n["target"] for n in v["nodes"]][:3])
-            for v in Axe().run(page).response["violations"]
+            for v in checker.run(page).response["violations"]
         ]
     assert found == {390: [], 1360: []}
     assert violations == [] and errors == []
@@ -231,14 +224,8 @@ def test_the_new_experiment_form_offers_what_counts_and_the_choice_lands(live_se
     assert_fits_the_screen(page, 390)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "phone-new-experiment.png"), full_page=True)
-    try:
-        from axe_playwright_python.sync_playwright import Axe
-    except ImportError:
-        message = 'axe-playwright-python (it ships axe-core) is missing: pip install -e ".[test]"'
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    assert Axe().run(page).response["violations"] == []
+    checker = axe()
+    assert checker.run(page).response["violations"] == []
 
     # Chosen by tapping the words, as on a phone: the new test counts them.
     page.get_by_text("Quality clicks", exact=True).click()
